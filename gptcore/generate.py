@@ -1,0 +1,112 @@
+"""Generation: turn next-token logits into text, one token at a time.
+
+    p_i = exp(z_i / T) / Σ_j exp(z_j / T)        (softmax with temperature T)
+
+The filters are pure functions on logits, applied in this order: temperature, top-k
+(keep the k most likely), top-p (keep the smallest set whose probability reaches p; the most
+likely token always survives). Temperature 0 means greedy: always the most likely token.
+
+`generate` works with gptcore's GPT (with a KV cache: each step feeds only the new token)
+and with `transformers`' GPT-2 models (through their own cache).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """z / T: T < 1 sharpens the distribution, T > 1 flattens it. T must be > 0."""
+    if temperature <= 0:
+        raise ValueError("Temperature must be positive; use temperature=0 in generate for greedy.")
+    return logits / temperature
+
+
+def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
+    """Keep the k largest logits of each row, set the rest to -inf."""
+    if k is None or k >= logits.size(-1):
+        return logits
+    k = max(1, int(k))
+    kth = torch.topk(logits, k, dim=-1).values[..., -1, None]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
+    """Nucleus filter: keep the most likely tokens until their probability reaches p.
+
+    probs [0.5, 0.3, 0.2], p=0.6 -> keep the first two (0.5 < 0.6 ≤ 0.8). p -> 0 keeps one.
+    """
+    if p is None or p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above
+    drop_sorted = before >= p
+    drop_sorted[..., 0] = False  # the most likely token always survives
+    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def filter_logits(logits, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
+    return top_p_filter(top_k_filter(apply_temperature(logits, temperature), top_k), top_p)
+
+
+def next_token_distribution(logits, temperature=1.0, top_k=None, top_p=None) -> dict:
+    """What the sampler sees for one position: raw probabilities, the filtered and
+    renormalised ones, and which tokens survive. `logits` is (vocab,)."""
+    raw = torch.softmax(logits.float(), dim=-1)
+    if temperature == 0:
+        kept = torch.zeros_like(raw, dtype=torch.bool)
+        kept[raw.argmax()] = True
+        final = kept.float()
+    else:
+        filtered = filter_logits(logits.float(), temperature, top_k, top_p)
+        final = torch.softmax(filtered, dim=-1)
+        kept = torch.isfinite(filtered)
+    return {"raw": raw, "final": final, "kept": kept}
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """(B, vocab) logits -> (B, 1) next ids. Temperature 0 is greedy (argmax)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    probs = torch.softmax(filter_logits(logits.float(), temperature, top_k, top_p), dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+def _context_size(model) -> int:
+    config = model.config
+    return getattr(config, "block_size", None) or getattr(config, "n_positions")
+
+
+def _step(model, idx, past):
+    """One forward pass -> (last-position logits (B, vocab), cache)."""
+    if hasattr(model, "forward_cached"):
+        return model.forward_cached(idx, past)
+    out = model(input_ids=idx, cache=past, use_cache=True, logits_to_keep=1)  # transformers 5
+    return out.logits[:, -1, :], out.cache
+
+
+@torch.no_grad()
+def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+             generator=None, use_cache=True):
+    """Extend idx (B, T) by `max_new_tokens` sampled tokens -> (B, T + max_new_tokens).
+
+    With a KV cache each step feeds only the newest token; past the model's context the
+    window slides and the cache is rebuilt from the last `context` tokens.
+    """
+    was_training = model.training
+    model.eval()
+    context = _context_size(model)
+    past, fed = None, 0  # fed: how many tokens of idx the cache already holds
+    for _ in range(max_new_tokens):
+        if not use_cache or idx.size(1) > context:
+            past, fed = None, 0
+        window = idx[:, -context:]
+        new = window if past is None else idx[:, fed:]
+        logits, cache = _step(model, new, past)
+        if use_cache:
+            past, fed = cache, idx.size(1)
+        next_id = sample_next(logits, temperature, top_k, top_p, generator)
+        idx = torch.cat([idx, next_id.to(idx.device)], dim=1)
+    model.train(was_training)
+    return idx

@@ -1,0 +1,44 @@
+"""AppTest: every page renders with no exception, offline."""
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGES = ["pages/home.py", "pages/1_setup.py", "pages/2_tokenization.py", "pages/3_attention.py",
+         "pages/4_gpt.py", "pages/5_training.py"]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def open_page(path: str, timeout: float = 120) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at.run()
+    if path != PAGES[0]:
+        at.switch_page(path)
+        at.run()
+    return at
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_renders_without_exception(path):
+    at = open_page(path)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title, "every page has a title"
+
+
+def test_sidebar_shows_corpus_seed_and_hub_state():
+    at = open_page(PAGES[0])
+    assert at.sidebar.selectbox(key="corpus_name").value == "Tiny Shakespeare"
+    assert at.sidebar.number_input(key="seed").value == 1337
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "Hub unreachable" in captions and "characters" in captions
+
+
+def test_switching_corpus_updates_the_sidebar():
+    at = open_page(PAGES[0])
+    at.sidebar.selectbox(key="corpus_name").set_value("Python docs").run()
+    assert not at.exception
+    assert any(c.value.startswith("Python docs:") for c in at.sidebar.caption)

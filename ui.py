@@ -1,0 +1,168 @@
+"""Shared pieces of the app's pages: session keys, the sidebar, token spans, "show the code".
+
+Pages import this and gptcore; gptcore never imports this (it has no streamlit in it).
+Caching lives here, in the UI layer: shared objects are read-only, per-learner objects
+live in `st.session_state`.
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import inspect
+import logging
+
+import streamlit as st
+
+from gptcore import corpora, hub
+
+log = logging.getLogger("gptcourse")
+
+
+class Keys:
+    """Every session-state key the app uses, named in one place."""
+
+    corpus = "corpus_name"
+    seed = "seed"
+    upload = "corpus_upload"
+    uploaded_corpus = "uploaded_corpus"
+    model_choice = "model_choice"
+    model_dir = "model_dir"
+    trained = "trained_model"  # {"model", "tokenizer", "label"} from the training lab
+    lab = "training_lab"  # the learner's TrainingSession (lesson 5)
+
+
+UPLOAD_LABEL = "Your own text (.txt)"
+PALETTE = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6", "#a0c4ff", "#ffadad"]
+
+
+# --------------------------------------------------------------------------- cached data
+
+
+@st.cache_data(ttl=300, show_spinner="Checking whether the Hugging Face Hub is reachable…")
+def hub_status() -> hub.HubStatus:
+    return hub.hub_status(timeout=3.0)
+
+
+@st.cache_data(show_spinner="Loading the corpus…", max_entries=4)
+def load_corpus(name: str) -> tuple[corpora.Corpus, str | None]:
+    return corpora.load_corpus(name)
+
+
+def current_corpus() -> corpora.Corpus:
+    """The corpus chosen in the sidebar (the learner's upload when they picked it)."""
+    name = st.session_state.get(Keys.corpus, corpora.CORPORA[0])
+    uploaded = st.session_state.get(Keys.uploaded_corpus)
+    if name == UPLOAD_LABEL and uploaded is not None:
+        return uploaded
+    corpus, _ = load_corpus(name if name in corpora.CORPORA else corpora.CORPORA[0])
+    return corpus
+
+
+def seed() -> int:
+    return int(st.session_state.get(Keys.seed, 1337))
+
+
+# --------------------------------------------------------------------------- sidebar
+
+
+def _active_model_label() -> str:
+    trained = st.session_state.get(Keys.trained)
+    choice = st.session_state.get(Keys.model_choice)
+    if choice:
+        return choice
+    return f"your model ({trained['label']})" if trained else "not loaded yet (lesson 1)"
+
+
+def sidebar() -> None:
+    """The shared sidebar: corpus, seed, active model, Hub reachability."""
+    with st.sidebar:
+        st.markdown("### Course settings")
+        options = [*corpora.CORPORA, UPLOAD_LABEL]
+        st.selectbox("Corpus", options, key=Keys.corpus,
+                     help="The text lessons 2 and 5 tokenize and train on.")
+        if st.session_state.get(Keys.corpus) == UPLOAD_LABEL:
+            upload = st.file_uploader("Upload a UTF-8 .txt file", type=["txt"], key=Keys.upload)
+            if upload is not None:
+                try:
+                    st.session_state[Keys.uploaded_corpus] = corpora.decode_upload(
+                        upload.getvalue(), upload.name)
+                except corpora.CorpusError as e:
+                    st.session_state[Keys.uploaded_corpus] = None
+                    st.error(str(e))
+            if st.session_state.get(Keys.uploaded_corpus) is None:
+                st.caption("Until a file is uploaded, lessons use Tiny Shakespeare.")
+        else:
+            _, warning = load_corpus(st.session_state[Keys.corpus])
+            if warning:
+                st.caption(":material/cloud_off: Tiny Shakespeare is not downloaded yet and "
+                           "the internet can't be reached, so lessons use Python's "
+                           "documentation.", help=warning)
+        corpus = current_corpus()
+        st.caption(f"{corpus.name}: {corpus.n_chars:,} characters")
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=Keys.seed,
+                        help="One seed for every random choice in the lessons.")
+        st.markdown(f"**Active model:** {_active_model_label()}")
+        status = hub_status()
+        if status.online:
+            st.caption(":material/cloud_done: Hugging Face Hub reachable")
+        else:
+            st.caption(":material/cloud_off: Hugging Face Hub unreachable: lesson 1 offers "
+                       "offline models.", help=status.reason)
+
+
+def page_setup() -> None:
+    """Every page calls this first: session defaults, then the shared sidebar."""
+    st.session_state.setdefault(Keys.corpus, corpora.CORPORA[0])
+    st.session_state.setdefault(Keys.seed, 1337)
+    sidebar()
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _visible(text: str) -> str:
+    """Make spaces and line breaks inside a token visible."""
+    return (text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+            .replace("\r", "␍") or "∅")
+
+
+def token_spans(texts: list[str], ids: list[int] | None = None, highlight: set[int] = frozenset(),
+                max_tokens: int = 400) -> None:
+    """Tokens as coloured spans, ids underneath; `highlight` marks positions (e.g. <unk>) in red."""
+    parts = []
+    for i, text in enumerate(texts[:max_tokens]):
+        colour = "#ff8a8a" if i in highlight else PALETTE[i % len(PALETTE)]
+        id_line = f"<sub style='opacity:.65'>{ids[i]}</sub>" if ids is not None else ""
+        parts.append(
+            f"<span style='background:{colour};border-radius:4px;padding:1px 3px;margin:1px;"
+            f"display:inline-block;font-family:monospace;line-height:1.9'>"
+            f"{html.escape(_visible(text))}{id_line}</span>"
+        )
+    more = len(texts) - max_tokens
+    if more > 0:
+        parts.append(f"<span style='opacity:.6'> … and {more:,} more tokens</span>")
+    st.markdown("<div>" + "".join(parts) + "</div>", unsafe_allow_html=True)
+
+
+def show_code(*objects, label: str = "Show the gptcore code behind these numbers") -> None:
+    """An expander with the source of the functions or classes that produced a view."""
+    with st.expander(label):
+        for obj in objects:
+            st.caption(f"`{obj.__module__}.{obj.__qualname__}`")
+            st.code(inspect.getsource(obj), language="python")
+
+
+@contextlib.contextmanager
+def explain_errors(what: str):
+    """Turn an unexpected error into a plain message in the page; never a traceback."""
+    try:
+        yield
+    except Exception as e:  # st.rerun/st.stop are BaseExceptions and pass through  # noqa: BLE001 - the page must survive anything a learner does
+        log.exception("error while %s", what)
+        st.error(f"Something went wrong while {what}: {e}. Nothing you made was lost; "
+                 "try other settings.")
+
+
+def lesson_header(number: int, title: str, intro: str) -> None:
+    st.title(f"{number} · {title}")
+    st.markdown(intro)
