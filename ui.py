@@ -120,7 +120,7 @@ def page_setup() -> None:
 # --------------------------------------------------------------------------- rendering
 
 
-def _visible(text: str) -> str:
+def visible(text: str) -> str:
     """Make spaces and line breaks inside a token visible."""
     return (text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
             .replace("\r", "␍") or "∅")
@@ -136,7 +136,7 @@ def token_spans(texts: list[str], ids: list[int] | None = None, highlight: set[i
         parts.append(
             f"<span style='background:{colour};border-radius:4px;padding:1px 3px;margin:1px;"
             f"display:inline-block;font-family:monospace;line-height:1.9'>"
-            f"{html.escape(_visible(text))}{id_line}</span>"
+            f"{html.escape(visible(text))}{id_line}</span>"
         )
     more = len(texts) - max_tokens
     if more > 0:
@@ -166,3 +166,112 @@ def explain_errors(what: str):
 def lesson_header(number: int, title: str, intro: str) -> None:
     st.title(f"{number} · {title}")
     st.markdown(intro)
+
+
+# --------------------------------------------------------------------------- models
+
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+MODELS_DIR = corpora.DATA_DIR / "models"  # local GPT-2 folders a host may add
+SRC_DISTIL, SRC_LOCAL, SRC_RANDOM, SRC_TRAINED = (
+    "DistilGPT2 (Hugging Face)", "Local model folder", "Random DistilGPT2-shaped (untrained)",
+    "Your trained model (lesson 5)")
+
+
+@dataclass
+class ActiveModel:
+    model: object  # a transformers GPT2LMHeadModel or a gptcore GPT, read-only
+    tokenizer: object  # a gptcore Tokenizer
+    label: str
+    untrained: bool = False
+
+
+def local_model_dirs() -> list[Path]:
+    """GPT-2 folders the host provides: $GPTCORE_MODEL_DIR and data/models/*; never a typed path."""
+    found = []
+    env_dir = hub.env_model_dir()
+    if env_dir and (env_dir / "config.json").is_file():
+        found.append(env_dir)
+    if MODELS_DIR.is_dir():
+        found += sorted(p.parent for p in MODELS_DIR.glob("*/config.json"))
+    return found
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model (once for everyone)…")
+def shared_hf_model(source: str, folder: str = ""):
+    """One read-only copy per process, shared by every learner."""
+    if source == SRC_DISTIL:
+        return hub.load_distilgpt2(hub_status())
+    if source == SRC_LOCAL:
+        return hub.load_pretrained(folder)
+    return hub.random_gpt2(seed=0)
+
+
+def model_picker(key_prefix: str = "") -> ActiveModel:
+    """Choose among the models that can be had here; explain the ones that cannot."""
+    from gptcore.tokenizers import TiktokenTokenizer
+
+    status = hub_status()
+    distil_ok = status.online or hub.cached_snapshot() is not None
+    folders = local_model_dirs()
+    trained = st.session_state.get(Keys.trained)
+    options = ([SRC_DISTIL] if distil_ok else []) + ([SRC_LOCAL] if folders else []) + \
+              ([SRC_TRAINED] if trained else []) + [SRC_RANDOM]
+    if st.session_state.get(Keys.model_choice) not in options:
+        st.session_state[Keys.model_choice] = options[0]
+    if not distil_ok:
+        st.info(
+            f"**DistilGPT2 is not available here.** The Hugging Face Hub can't be reached "
+            f"(checked in {status.seconds:.1f} s) and the model is not in the local cache. "
+            "You can still do everything in this lesson with: a **local model folder** "
+            f"(set `{hub.MODEL_DIR_ENV}` or put a `save_pretrained` folder in `data/models/`), a "
+            "**DistilGPT2-shaped model with random weights** (every shape and number is real, "
+            "but it has learned nothing, so its text is noise), or **your own model** once you "
+            "have trained one in lesson 5.", icon=":material/cloud_off:")
+    choice = st.radio("Model", options, key=Keys.model_choice, horizontal=True)
+    if choice == SRC_TRAINED:
+        return ActiveModel(trained["model"], trained["tokenizer"], f"your model ({trained['label']})")
+    folder = ""
+    if choice == SRC_LOCAL:
+        folder = str(st.selectbox("Folder", folders, key=f"{key_prefix}folder",
+                                  format_func=lambda p: p.name))
+    try:
+        model = shared_hf_model(choice, folder)
+    except hub.ModelUnavailable as e:
+        st.warning(f"{e} Using the random-weights model instead.")
+        choice, model = SRC_RANDOM, shared_hf_model(SRC_RANDOM)
+    label = {SRC_DISTIL: "DistilGPT2", SRC_RANDOM: "random DistilGPT2-shaped (untrained)"}.get(
+        choice, f"local: {Path(folder).name}")
+    if choice == SRC_RANDOM:
+        st.caption(":material/warning: Untrained: random weights. Probabilities are nearly "
+                   "uniform and generated text is noise; that is expected.")
+    return ActiveModel(model, TiktokenTokenizer(), label, untrained=choice == SRC_RANDOM)
+
+
+# --------------------------------------------------------------------------- tokenizers
+
+import hashlib  # noqa: E402
+
+MAX_TEXT_CHARS = 20_000
+
+
+def corpus_key(corpus: corpora.Corpus) -> str:
+    return f"{corpus.name}:{hashlib.sha1(corpus.text.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
+@st.cache_resource(max_entries=8, show_spinner="Training a BPE on the corpus…")
+def shared_tokenizer(kind: str, key: str, vocab_size: int, _text: str):
+    """Tokenizers built from a corpus, shared read-only (`key` names the corpus)."""
+    from gptcore.tokenizers import build_tokenizer
+
+    return build_tokenizer(kind, _text, vocab_size)
+
+
+def bounded_text(text: str, what: str = "text") -> str:
+    """Cut very long input with a message instead of freezing the page."""
+    if len(text) > MAX_TEXT_CHARS:
+        st.warning(f"The {what} has {len(text):,} characters; this view uses the first "
+                   f"{MAX_TEXT_CHARS:,}.")
+        return text[:MAX_TEXT_CHARS]
+    return text

@@ -73,6 +73,13 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
+@torch.no_grad()
+def next_token_logits(model, idx) -> torch.Tensor:
+    """Logits (vocab,) for the token after idx (1, T), for gptcore and transformers models."""
+    logits, _ = _step(model, idx[:, -_context_size(model):], None)
+    return logits[0]
+
+
 def _context_size(model) -> int:
     config = model.config
     return getattr(config, "block_size", None) or getattr(config, "n_positions")

@@ -36,6 +36,7 @@ class GPTConfig:
     pre_ln: bool = True  # GPT-2: LayerNorm before attention/MLP; False: after the residual add
     activation: str = "gelu"  # "gelu" is GPT-2's tanh approximation
     residual: bool = True  # turn off to see why deep nets need the residual stream
+    causal: bool = True  # turn off to see a model cheat by reading the next token
     fast_attention: bool = True  # F.scaled_dot_product_attention instead of the explicit path
     layer_norm_eps: float = 1e-5
 
@@ -84,7 +85,8 @@ class Block(nn.Module):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.attn = MultiHeadAttention(config.n_embd, config.n_head, bias=config.bias,
-                                       dropout=config.dropout, fast=config.fast_attention)
+                                       dropout=config.dropout, causal=config.causal,
+                                       fast=config.fast_attention)
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
         self.pre_ln, self.residual = config.pre_ln, config.residual
@@ -244,6 +246,41 @@ class GPT(nn.Module):
                 src = ours[name].t() if _is_conv1d(name) else ours[name]
                 tensor.copy_(src)
         return hf.eval()
+
+
+@torch.no_grad()
+def attention_maps(model, idx) -> list[torch.Tensor]:
+    """Attention weights of every layer, (n_head, T, T) each, for idx (1, T).
+
+    For a `transformers` GPT-2 the weights are recomputed with gptcore's attention from each
+    block's input (its fused SDPA kernel does not return them): LN, c_attn, then softmax.
+    """
+    if isinstance(model, GPT):
+        return [w[0] for w in model.inspect(idx)["attention"]]
+    from gptcore.attention import causal_mask, scaled_dot_product_attention
+
+    out = model(idx, output_hidden_states=True)
+    maps = []
+    for block, h in zip(model.transformer.h, out.hidden_states):
+        C, nh = h.size(-1), model.config.n_head
+        q, k, _ = block.attn.c_attn(block.ln_1(h)).split(C, dim=2)  # (1, T, C) each
+        q = q.view(1, -1, nh, C // nh).transpose(1, 2)  # (1, nh, T, hs)
+        k = k.view(1, -1, nh, C // nh).transpose(1, 2)
+        _, weights = scaled_dot_product_attention(q, k, k, mask=causal_mask(idx.size(1)))
+        maps.append(weights[0])
+    return maps
+
+
+def config_of(model) -> GPTConfig:
+    """The GPTConfig of a gptcore GPT, or the equivalent one of a `transformers` GPT-2."""
+    if isinstance(model, GPT):
+        return model.config
+    c = model.config
+    return GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer,
+                     n_head=c.n_head, n_embd=c.n_embd, bias=True,
+                     tie_weights=bool(getattr(c, "tie_word_embeddings", True)),
+                     activation="relu" if c.activation_function == "relu" else "gelu",
+                     layer_norm_eps=c.layer_norm_epsilon)
 
 
 def _is_conv1d(name: str) -> bool:
