@@ -285,3 +285,62 @@ def config_of(model) -> GPTConfig:
 
 def _is_conv1d(name: str) -> bool:
     return name.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight"))
+
+
+MODEL_PRESETS = {
+    # The tutorial's chapter 4 model: 6 layers, 8 heads, 256 wide, context 128, GPT-2 vocab.
+    "Tutorial GPT": GPTConfig(n_layer=6, n_head=8, n_embd=256, block_size=128,
+                              vocab_size=50257, dropout=0.1, tie_weights=False),
+    # nanoGPT's README "baby GPT" for CPUs, character level (65 characters of Shakespeare).
+    "nanoGPT baby GPT (CPU)": GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64,
+                                        vocab_size=65, bias=False),
+    "DistilGPT2": GPTConfig(n_layer=6, n_head=12, n_embd=768, block_size=1024, vocab_size=50257),
+    "GPT-2 small": GPTConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50257),
+}
+
+
+def shape_trace(config: GPTConfig, batch: int = 1, seq_len: int = 8) -> list[dict]:
+    """Run a real forward pass on the meta device (shapes only, no memory) and list every
+    module's input and output shape in call order."""
+    rows = []
+
+    def shape(t):
+        if isinstance(t, torch.Tensor):
+            return tuple(t.shape)
+        if isinstance(t, (tuple, list)) and t and isinstance(t[0], torch.Tensor):
+            return tuple(t[0].shape)
+        return None
+
+    def hook(name):
+        def record(module, inputs, output):
+            rows.append({"module": name or "GPT", "type": type(module).__name__,
+                         "input": shape(inputs[0]) if inputs else None, "output": shape(output)})
+        return record
+
+    with torch.device("meta"):
+        model = GPT(config)
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
+               if not isinstance(m, (nn.ModuleList, nn.ModuleDict))]
+    idx = torch.zeros(batch, min(seq_len, config.block_size), dtype=torch.long, device="meta")
+    with torch.no_grad():
+        model(idx)
+    for h in handles:
+        h.remove()
+    return rows
+
+
+@torch.no_grad()
+def compare_with_hf(hf_model, ours: GPT, idx) -> dict:
+    """Max |difference| after the embeddings, after each block and in the logits."""
+    ref = hf_model(idx, output_hidden_states=True)
+    mine = ours.inspect(idx)
+    rows = [{"stage": "embeddings" if i == 0 else f"block {i - 1}",
+             "max |Δ|": (a - b).abs().max().item()}
+            for i, (a, b) in enumerate(zip(ref.hidden_states[:-1], mine["hidden"][:-1]))]
+    # transformers applies ln_f to its last hidden state; compare the last block before it
+    rows.append({"stage": f"block {len(mine['hidden']) - 2}",
+                 "max |Δ|": (ours.transformer.ln_f(mine["hidden"][-1]) - ref.hidden_states[-1]).abs().max().item()})
+    logits_diff = (mine["logits"] - ref.logits).abs().max().item()
+    rows.append({"stage": "logits (after ln_f and the head)", "max |Δ|": logits_diff})
+    return {"rows": rows, "logits_max_abs_diff": logits_diff,
+            "same_argmax": bool((mine["logits"].argmax(-1) == ref.logits.argmax(-1)).all())}
