@@ -275,3 +275,32 @@ def bounded_text(text: str, what: str = "text") -> str:
                    f"{MAX_TEXT_CHARS:,}.")
         return text[:MAX_TEXT_CHARS]
     return text
+
+
+# --------------------------------------------------------------------------- training lab
+
+
+@st.cache_resource
+def shared_lab():
+    """One Lab per process: the caps and the queue every learner's runs go through."""
+    from gptcore.lab import Lab
+
+    return Lab()
+
+
+def loss_spans(texts: list[str], losses: list[float], max_tokens: int = 300) -> None:
+    """Tokens coloured by their loss: green = predicted well, red = surprised."""
+    finite = [v for v in losses if v == v]
+    top = max(finite, default=1.0) or 1.0
+    parts = []
+    for text, loss in list(zip(texts, losses))[:max_tokens]:
+        if loss != loss:  # the first token has nothing to be predicted from
+            colour, tip = "#eeeeee", "no context"
+        else:
+            r = min(loss / top, 1.0)
+            colour = f"rgb({int(120 + 135 * r)},{int(220 - 140 * r)},{int(140 - 60 * r)})"
+            tip = f"loss {loss:.2f}"
+        parts.append(f"<span title='{tip}' style='background:{colour};border-radius:3px;"
+                     f"padding:1px 2px;margin:1px;display:inline-block;font-family:monospace'>"
+                     f"{html.escape(visible(text))}</span>")
+    st.markdown("<div>" + "".join(parts) + "</div>", unsafe_allow_html=True)
