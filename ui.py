@@ -66,11 +66,12 @@ def seed() -> int:
 
 
 def _active_model_label() -> str:
+    model_sources()  # makes sure the session has a choice
+    choice = st.session_state[Keys.model_choice]
     trained = st.session_state.get(Keys.trained)
-    choice = st.session_state.get(Keys.model_choice)
-    if choice:
-        return choice
-    return f"your model ({trained['label']})" if trained else "not loaded yet (lesson 1)"
+    if choice == SRC_TRAINED and trained:
+        return f"your model ({trained['label']})"
+    return choice
 
 
 def sidebar() -> None:
@@ -208,19 +209,25 @@ def shared_hf_model(source: str, folder: str = ""):
     return hub.random_gpt2(seed=0)
 
 
+def model_sources() -> list[str]:
+    """The models that can be had here, best first; sets the session's choice if it has none."""
+    distil_ok = hub_status().online or hub.cached_snapshot() is not None
+    options = ([SRC_DISTIL] if distil_ok else []) + ([SRC_LOCAL] if local_model_dirs() else []) \
+        + ([SRC_TRAINED] if st.session_state.get(Keys.trained) else []) + [SRC_RANDOM]
+    if st.session_state.get(Keys.model_choice) not in options:
+        st.session_state[Keys.model_choice] = options[0]
+    return options
+
+
 def model_picker(key_prefix: str = "") -> ActiveModel:
     """Choose among the models that can be had here; explain the ones that cannot."""
     from gptcore.tokenizers import TiktokenTokenizer
 
     status = hub_status()
-    distil_ok = status.online or hub.cached_snapshot() is not None
+    options = model_sources()
     folders = local_model_dirs()
     trained = st.session_state.get(Keys.trained)
-    options = ([SRC_DISTIL] if distil_ok else []) + ([SRC_LOCAL] if folders else []) + \
-              ([SRC_TRAINED] if trained else []) + [SRC_RANDOM]
-    if st.session_state.get(Keys.model_choice) not in options:
-        st.session_state[Keys.model_choice] = options[0]
-    if not distil_ok:
+    if SRC_DISTIL not in options:
         st.info(
             f"**DistilGPT2 is not available here.** The Hugging Face Hub can't be reached "
             f"(checked in {status.seconds:.1f} s) and the model is not in the local cache. "

@@ -45,9 +45,10 @@ def heatmap(matrix, x_labels: list[str], y_labels: list[str], title: str = "",
     y_order = [f"{i}:{y}" for i, y in enumerate(y_labels)]
     base = alt.Chart(df).encode(
         x=alt.X("x:N", sort=x_order, title="key (attended to)",
-                axis=alt.Axis(labelAngle=-45, labelExpr="split(datum.label, ':')[1]")),
+                axis=alt.Axis(labelAngle=-45, labelOverlap=False,
+                              labelExpr="split(datum.label, ':')[1]")),
         y=alt.Y("y:N", sort=y_order, title="query",
-                axis=alt.Axis(labelExpr="split(datum.label, ':')[1]")),
+                axis=alt.Axis(labelOverlap=False, labelExpr="split(datum.label, ':')[1]")),
     )
     rect = base.mark_rect().encode(
         color=alt.Color(f"{value}:Q", scale=alt.Scale(scheme="purples"), legend=None),

@@ -228,7 +228,8 @@ class TiktokenTokenizer(Tokenizer):
         return self.enc.decode([int(i) for i in ids])
 
     def token_text(self, token_id: int) -> str:
-        return self.enc.decode_single_token_bytes(token_id).decode("utf-8", errors="replace")
+        """A token's text; bytes that are only part of a character show as \\xNN."""
+        return self.enc.decode_single_token_bytes(token_id).decode("utf-8", errors="backslashreplace")
 
     def to_dict(self) -> dict:
         return {"kind": self.kind}
@@ -404,7 +405,8 @@ class BPETokenizer(Tokenizer):
         return b"".join(self.vocab[int(i)] for i in ids).decode("utf-8", errors="replace")
 
     def token_text(self, token_id: int) -> str:
-        return self.vocab[token_id].decode("utf-8", errors="replace")
+        """A token's text; bytes that are only part of a character show as \\xNN."""
+        return self.vocab[token_id].decode("utf-8", errors="backslashreplace")
 
     def to_dict(self) -> dict:
         return {

@@ -179,7 +179,8 @@ cols = st.columns(min(heads, 4))
 for h in range(heads):
     with cols[h % len(cols)]:
         st.altair_chart(charts.heatmap(w_heads[0, h].tolist(), WORDS, WORDS, f"head {h}",
-                                       size=180, show_numbers=heads <= 4), width="content")
+                                       size=200 if heads > 1 else 320, show_numbers=heads == 1),
+                        width="content")
 st.caption("Each head has its own slice of q, k and v (hs = C / nh channels), so each can "
            "attend to different things; `c_proj` mixes their outputs back into C channels.")
 ui.show_code(attn.MultiHeadAttention)

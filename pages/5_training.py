@@ -74,11 +74,11 @@ with c2:
                                               3e-2, 0.1, 1.0, 10.0, 100.0],
                             value=4e-3, key=f"{K}lr", format_func=lambda v: f"{v:g}")
     batch = h[1].slider("Batch size", 1, 64, 32, key=f"{K}batch")
-    steps = h[2].slider("Steps", 10, caps.max_steps, min(500, caps.max_steps), 10, key=f"{K}steps")
+    steps = h[2].slider("Steps", 10, caps.max_steps, min(300, caps.max_steps), 10, key=f"{K}steps")
     h = st.columns(3)
     warmup = h[0].slider("Warmup steps", 0, 500, 30, 10, key=f"{K}warmup")
     cosine = h[1].toggle("Cosine decay to lr/10", value=True, key=f"{K}cosine")
-    eval_every = h[2].slider("Evaluate every", 10, 500, 100, 10, key=f"{K}eval")
+    eval_every = h[2].slider("Evaluate every", 10, 500, 50, 10, key=f"{K}eval")
     h = st.columns(3)
     wd = h[0].slider("Weight decay", 0.0, 0.5, 0.1, 0.05, key=f"{K}wd")
     clip = h[1].slider("Gradient clip (0 = off)", 0.0, 5.0, 1.0, 0.25, key=f"{K}clip")
