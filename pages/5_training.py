@@ -303,7 +303,7 @@ if upload is not None and st.session_state.get(f"{K}uploaded") != upload.file_id
     except trainmod.CheckpointError as e:
         st.error(str(e))
 if runs:
-    st.dataframe(pd.DataFrame([r.summary() for r in runs]), hide_index=True, width="stretch")
+    st.table(pd.DataFrame([r.summary() for r in runs]).set_index("run"))
     curves = pd.DataFrame([{"run": r.label, "iter": e["iter"], "loss": e["val_loss"],
                             "train_loss": e["train_loss"]}
                            for r in runs for e in r.snapshot()["evals"]])

@@ -89,6 +89,15 @@ def chromium():
             browser.close()
 
 
+def warm_up(url: str) -> None:
+    """Open the home page once: until some session has run app.py's st.navigation, Streamlit
+    treats pages/ as a v1 pages folder (a deep link would show "Page not found" first)."""
+    with chromium() as b:
+        page = b.new_page()
+        page.goto(url)
+        wait_settled(page, 120)
+
+
 def wait_settled(page, timeout: float = 60.0) -> float:
     """Wait until the script has finished running; returns the seconds it took."""
     start = time.time()

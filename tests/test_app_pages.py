@@ -22,6 +22,16 @@ def open_page(path: str, timeout: float = 120) -> AppTest:
     return at
 
 
+def pictures(at: AppTest) -> list[str]:
+    """Every chart and table on the page, serialised, to tell whether a control changed them."""
+    kinds = ("vega_lite_chart", "dataframe", "markdown", "metric", "caption")
+    return [str(e.proto) for kind in kinds for e in at.get(kind)]
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_page_renders_without_exception(path):
     at = open_page(path)
