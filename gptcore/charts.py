@@ -63,13 +63,18 @@ def heatmap(matrix, x_labels: list[str], y_labels: list[str], title: str = "",
 
 
 def loss_chart(df: pd.DataFrame, color: str = "split", title: str = "") -> alt.Chart:
-    """Loss curves: df columns iter, loss and a column that names each curve."""
-    return alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=25)).encode(
+    """Loss curves: df columns iter, loss and a column that names each curve.
+    Curves named "... (batch ...)" are drawn thin, without points: they are noisy."""
+    base = alt.Chart(df).encode(
         x=alt.X("iter:Q", title="step"),
         y=alt.Y("loss:Q", title="cross-entropy loss", scale=alt.Scale(zero=False)),
         color=alt.Color(f"{color}:N", title=None),
         tooltip=["iter", alt.Tooltip("loss:Q", format=".4f"), color],
-    ).properties(title=title, height=320)
+    )
+    noisy = f"indexof(datum['{color}'], '(batch') >= 0"
+    thin = base.transform_filter(noisy).mark_line(strokeWidth=1, opacity=0.6)
+    bold = base.transform_filter(f"!({noisy})").mark_line(point=alt.OverlayMarkDef(size=30))
+    return (thin + bold).properties(title=title, height=320)
 
 
 def bar_chart(df: pd.DataFrame, x: str, y: str, title: str = "", fmt: str = ",") -> alt.Chart:

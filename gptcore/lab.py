@@ -35,7 +35,8 @@ class Caps:
     max_params: int = _env_int("GPTCORE_MAX_PARAMS", 3_000_000)
     max_steps: int = _env_int("GPTCORE_MAX_STEPS", 5_000)
     max_seconds: int = _env_int("GPTCORE_MAX_SECONDS", 300)
-    max_concurrent: int = max(1, _env_int("GPTCORE_MAX_CONCURRENT_RUNS", 2))
+    # One run per two cores: each run gets two threads (a lone learner trains at full speed).
+    max_concurrent: int = max(1, _env_int("GPTCORE_MAX_CONCURRENT_RUNS", (os.cpu_count() or 2) // 2))
     max_corpus_chars: int = _env_int("GPTCORE_MAX_CORPUS_CHARS", 2_000_000)
 
 

@@ -102,6 +102,12 @@ def wait_settled(page, timeout: float = 60.0) -> float:
     """Wait until the script has finished running; returns the seconds it took."""
     start = time.time()
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout * 1000)
+    try:  # a click's rerun may take a moment to start: let it, or move on
+        page.wait_for_function(
+            "() => document.querySelector(\"[data-testid='stApp']\")"
+            ".getAttribute('data-test-script-state') === 'running'", timeout=800)
+    except Exception:  # noqa: BLE001 - nothing was running, which is fine
+        pass
     page.wait_for_function(
         "() => { const a = document.querySelector(\"[data-testid='stApp']\");"
         " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }",

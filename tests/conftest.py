@@ -32,3 +32,17 @@ def tiny_gpt2_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-gpt2")
     make_tiny_gpt2(perturb=0.02).save_pretrained(folder)
     return folder
+
+
+REPORT: list[dict] = []  # classroom checks: input -> behaviour, printed at the end of the run
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not REPORT:
+        return
+    tr = terminalreporter
+    tr.section("classroom report: input -> behaviour")
+    width = max(len(r["page"]) for r in REPORT)
+    width_in = max(len(r["input"]) for r in REPORT)
+    for r in REPORT:
+        tr.write_line(f"{r['page']:<{width}}  {r['input']:<{width_in}}  {r['behaviour']}")

@@ -60,28 +60,11 @@ def test_bpe_wikipedia_example():
     assert bpe.decode([258, 100, 258, 97, 99]) == "aaabdaaabac"
 
 
-def naive_bpe_train(text, vocab_size):
-    """Recount every pair after every merge: slow, obviously right; the reference."""
-    import regex
-    from collections import Counter
-
-    words = [list(w.encode()) for w in regex.findall(tk.GPT2_SPLIT_PATTERN, text)]
-    merges = {}
-    for new_id in range(256, vocab_size):
-        counts = Counter(p for w in words for p in zip(w, w[1:]))
-        if not counts:
-            break
-        best = max(counts.values())
-        pair = min(p for p, c in counts.items() if c == best)
-        merges[pair] = new_id
-        words = [tk.merge_pair(w, pair, new_id) for w in words]
-    return merges
-
-
 def test_incremental_bpe_equals_naive_recount():
     text = ("the cat sat on the mat; the hat that the cat had was flat. " * 7
             + "First Citizen: Before we proceed any further, hear me speak.")
-    assert tk.BPETokenizer.train(text, 330).merges == naive_bpe_train(text, 330)
+    fast, naive = tk.BPETokenizer.train(text, 330), tk.BPETokenizer.train_naive(text, 330)
+    assert fast.merges == naive.merges and fast.merge_log == naive.merge_log
 
 
 @pytest.mark.parametrize("text", TEXTS + [random_unicode(7)])

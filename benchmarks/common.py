@@ -1,0 +1,57 @@
+"""Shared helpers: a corpus argument, timing, and printing results as a table and as JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
+                   help="a UTF-8 text file (default: ../shared/data/tinyshakespeare.txt)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    return p
+
+
+def setup(args) -> str:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.corpus.is_file():
+        raise SystemExit(f"corpus not found: {args.corpus}")
+    return args.corpus.read_text(encoding="utf-8")
+
+
+def timed(fn, *a, **kw):
+    start = time.perf_counter()
+    out = fn(*a, **kw)
+    return out, time.perf_counter() - start
+
+
+def report(name: str, rows: list[dict], summary: dict) -> dict:
+    """Print a table of rows, the summary, then one JSON line with everything."""
+    print(f"\n## {name}  (torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()})")
+    if rows:
+        cols = list(rows[0])
+        widths = [max(len(str(c)), *(len(_fmt(r.get(c))) for r in rows)) for c in cols]
+        print("  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
+        for r in rows:
+            print("  ".join(_fmt(r.get(c)).ljust(w) for c, w in zip(cols, widths)))
+    for k, v in summary.items():
+        print(f"{k}: {_fmt(v)}")
+    result = {"benchmark": name, "rows": rows, "summary": summary}
+    print("JSON " + json.dumps(result))
+    return result
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
