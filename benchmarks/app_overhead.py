@@ -46,9 +46,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     text = setup(args)
     text = text[:300_000]
-    threads = torch.get_num_threads()
-    lab = Lab(Caps(max_concurrent=1))  # one run: it gets every thread, like the headless one
-    torch.set_num_threads(threads)
+    lab = Lab(Caps(max_concurrent=1))  # one run: it gets every core, like the headless one
     rows = []
     for r in range(args.rounds):
         rows.append({"round": r, "headless tokens/s": headless(text, args.steps),

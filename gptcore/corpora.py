@@ -105,9 +105,7 @@ def python_docs() -> Corpus:
 def decode_upload(data: bytes, name: str = "upload", max_bytes: int = MAX_UPLOAD_BYTES) -> Corpus:
     """An uploaded file as text, or a CorpusError saying what is wrong with it."""
     if len(data) > max_bytes:
-        raise CorpusError(
-            f"{name} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB."
-        )
+        raise CorpusError(f"{name} is {len(data):,} bytes; the limit is {max_bytes:,} bytes.")
     if b"\x00" in data[:8192]:
         raise CorpusError(f"{name} looks like a binary file, not text.")
     try:

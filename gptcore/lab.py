@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -52,7 +53,10 @@ class Lab:
         self._cond = threading.Condition()
         self._running: set[int] = set()
         self._waiting: list[int] = []
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.caps.max_concurrent))
+        self.threads_per_run = max(1, (os.cpu_count() or 1) // self.caps.max_concurrent)
+        # Each small torch op releases the GIL and must win it back; with several busy threads
+        # (runs, page reruns) the default 5 ms hand-over makes a 20 ms step take half a second.
+        sys.setswitchinterval(0.0005)
 
     def check(self, model_config: GPTConfig, train_config: TrainConfig) -> TrainConfig:
         """Refuse what exceeds the caps; returns the config with the time cap applied."""
@@ -180,6 +184,9 @@ class TrainingRun:
                       finished=time.time())
             return
         try:
+            # OpenMP's team size is per calling thread: set it here, in the worker, or each
+            # run would use every core and concurrent runs would thrash
+            torch.set_num_threads(self.lab.threads_per_run)
             self._set(status="preparing", message="Tokenizing the corpus…")
             self.tokenizer, train_ids, self.val_ids = prepare_data(
                 self.text, self.tokenizer_kind, self.vocab_size, self.train_config.val_fraction)

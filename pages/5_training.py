@@ -96,7 +96,7 @@ try:
     train_config = lab.check(model_config, trainmod.TrainConfig(
         batch_size=batch, max_iters=steps, lr=lr, min_lr=lr / 10 if cosine else lr,
         warmup_iters=min(warmup, steps), weight_decay=wd, grad_clip=clip, eval_interval=eval_every,
-        seed=ui.seed(), sample_tokens=150))
+        seed=ui.seed(), sample_tokens=150, eval_train_tokens=8192))
 except ValueError as e:  # invalid shapes or over a cap
     problem = str(e)
 
@@ -157,7 +157,7 @@ if c1.button("Train", type="primary", key=f"{K}train", disabled=bool(problem) or
         runs.append(run.start())
         for old in runs[:-MAX_RUNS_WITH_WEIGHTS]:  # bounded memory per learner
             old.trainer, old.model = None, None
-        current, running = run, True
+        st.rerun()  # redraw with Train disabled, Stop enabled and the live view ticking
 if c2.button("Stop", key=f"{K}stop", disabled=not running):
     current.stop()
     st.toast("Stopping…")

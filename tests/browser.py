@@ -16,7 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 # each simulated learner has their own visible browser: no tab throttling
+                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+                 "--disable-backgrounding-occluded-windows"]
 
 
 def require_browser():
@@ -115,6 +118,15 @@ def wait_settled(page, timeout: float = 60.0) -> float:
     )
     page.wait_for_timeout(300)  # let the last deltas paint
     return time.time() - start
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label`."""
+    box = page.locator("[data-testid='stSelectbox']").filter(
+        has=page.locator("[data-testid='stWidgetLabel']", has_text=label)).first
+    box.locator("input").click()
+    page.get_by_role("option", name=option).first.click()
+    wait_settled(page)
 
 
 def assert_no_exception(page):
