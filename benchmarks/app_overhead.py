@@ -41,16 +41,21 @@ def in_app(text, steps, lab):
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--rounds", type=int, default=8)
     args = p.parse_args(argv)
     text = setup(args)
     text = text[:300_000]
     lab = Lab(Caps(max_concurrent=1))  # one run: it gets every core, like the headless one
     rows = []
-    for r in range(args.rounds):
-        rows.append({"round": r, "headless tokens/s": headless(text, args.steps),
-                     "in-app tokens/s": in_app(text, args.steps, lab)})
+    for r in range(args.rounds):  # alternate which goes first: this machine's speed drifts
+        if r % 2:
+            app = in_app(text, args.steps, lab)
+            bare = headless(text, args.steps)
+        else:
+            bare = headless(text, args.steps)
+            app = in_app(text, args.steps, lab)
+        rows.append({"round": r, "headless tokens/s": bare, "in-app tokens/s": app})
     h = sorted(x["headless tokens/s"] for x in rows)[len(rows) // 2]
     a = sorted(x["in-app tokens/s"] for x in rows)[len(rows) // 2]
     return report("app_overhead", rows, {"in_app_share_of_headless": a / h,

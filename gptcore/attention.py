@@ -67,8 +67,8 @@ class MultiHeadAttention(nn.Module):
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.dropout = dropout
-        self.attn_dropout = nn.Dropout(dropout)
-        self.resid_dropout = nn.Dropout(dropout)
+        self.attn_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.resid_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.size()
@@ -88,8 +88,18 @@ class MultiHeadAttention(nn.Module):
         present = (k, v)
         T_past = k.size(2) - T
 
+        needs_causal = self.causal and T > 1
+        if self.fast and not return_weights and attention_mask is None and \
+                (T_past == 0 or not needs_causal):
+            # the fused kernel applies the causal mask itself: no (T, T) mask to build
+            y = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                is_causal=needs_causal)  # (B, nh, T, hs)
+            return self.resid_dropout(self.c_proj(
+                y.transpose(1, 2).contiguous().view(B, T, C))), None, present
+
         mask = None
-        if self.causal and (T > 1 or past_kv is None):
+        if needs_causal:
             # query i sits at position T_past + i and may see keys 0 .. T_past + i
             mask = torch.ones(T, T_past + T, dtype=torch.bool, device=x.device).tril(T_past)
         if attention_mask is not None:
@@ -97,13 +107,9 @@ class MultiHeadAttention(nn.Module):
             mask = pad if mask is None else (mask & pad)
 
         if self.fast and not return_weights:
-            only_causal = mask is not None and attention_mask is None and T_past == 0
             y = F.scaled_dot_product_attention(
-                q, k, v,
-                attn_mask=None if only_causal else mask,
-                dropout_p=self.dropout if self.training else 0.0,
-                is_causal=only_causal,
-            )  # (B, nh, T, hs)
+                q, k, v, attn_mask=mask,
+                dropout_p=self.dropout if self.training else 0.0)  # (B, nh, T, hs)
             weights = None
         else:
             y, weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, nh, T, hs)
