@@ -7,9 +7,12 @@ live in `st.session_state`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import html
 import inspect
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
@@ -171,9 +174,6 @@ def lesson_header(number: int, title: str, intro: str) -> None:
 
 # --------------------------------------------------------------------------- models
 
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 MODELS_DIR = corpora.DATA_DIR / "models"  # local GPT-2 folders a host may add
 SRC_DISTIL, SRC_LOCAL, SRC_RANDOM, SRC_TRAINED = (
     "DistilGPT2 (Hugging Face)", "Local model folder", "Random DistilGPT2-shaped (untrained)",
@@ -257,8 +257,6 @@ def model_picker(key_prefix: str = "") -> ActiveModel:
 
 
 # --------------------------------------------------------------------------- tokenizers
-
-import hashlib  # noqa: E402
 
 MAX_TEXT_CHARS = 20_000
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -146,6 +145,3 @@ def shoot(page, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     return path
 
-
-def chromium_path() -> str | None:
-    return shutil.which("chromium")

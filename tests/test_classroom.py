@@ -64,6 +64,15 @@ def test_bad_text_on_every_text_page(name):
         at_text = text[: widget.max_chars] if getattr(widget, "max_chars", None) else text
         widget.input(at_text).run()
         no_exception(at)
+        if path == "pages/3_attention.py":  # the map is drawn, on at most 48 tokens
+            assert at.get("vega_lite_chart") and any("(at most 48 shown)" in c.value for c in at.caption)
+        else:  # the tokens are shown as spans, or the empty case is explained
+            assert any("<span" in m.value for m in at.markdown) or \
+                any("empty" in c.value for c in at.caption) or any("empty" in i.value for i in at.info)
+        if name == "1 MB paste" and path == "pages/2_tokenization.py":
+            assert any("first 20,000" in w.value for w in at.warning)
+        if name == "empty text" and path == "pages/1_setup.py":
+            assert any("prompt is empty" in c.value for c in at.caption)
         shown = [w.value for w in at.warning] + [c.value for c in at.caption if "empty" in c.value]
         if shown:
             behaviour = shown[0][:90]
@@ -199,9 +208,12 @@ def test_every_page_works_offline_without_the_env_flag(monkeypatch):
     for path in PAGES:
         start = time.perf_counter()
         at = open_page(path)
+        elapsed = time.perf_counter() - start
         no_exception(at)
+        assert at.title and elapsed < 30, (path, elapsed)
+        assert any("Hub unreachable" in c.value for c in at.sidebar.caption)
         record(path.split("/")[1].removesuffix(".py"), "no network, no offline flag",
-               f"rendered in {time.perf_counter() - start:.1f} s")
+               f"rendered in {elapsed:.1f} s")
 
 
 # --------------------------------------------------------------------- learners (browser)
@@ -215,6 +227,15 @@ def server(tmp_path_factory):
     with browser.streamlit_server(env, log) as (url, proc):
         browser.warm_up(url)
         yield url, proc
+
+
+def open_small_run(b, url, steps_right):
+    """A learner on lesson 5 with the tiny model and 10 + 10·steps_right steps chosen."""
+    page = b.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{url}/lesson-5")
+    browser.wait_settled(page, 60)
+    configure_small_run(page, steps_right)
+    return page
 
 
 def configure_small_run(page, steps_right=0):
@@ -321,10 +342,7 @@ def test_memory_with_distilgpt2_and_one_run(server):
 def test_navigating_away_mid_run_loses_nothing(server):
     url, _ = server
     with browser.chromium() as b:
-        page = b.new_page(viewport={"width": 1400, "height": 1400})
-        page.goto(f"{url}/lesson-5")
-        browser.wait_settled(page, 60)
-        configure_small_run(page, steps_right=9)  # 100 steps
+        page = open_small_run(b, url, steps_right=9)  # 100 steps
         page.get_by_role("button", name="Train").click()
         page.wait_for_function("() => /step [1-9]/.test(document.body.innerText)", timeout=60_000)
         for slug in ("lesson-1", "lesson-3", "lesson-4", ""):
@@ -343,10 +361,7 @@ def test_navigating_away_mid_run_loses_nothing(server):
 def test_diverging_learning_rate_in_the_browser(server):
     url, _ = server
     with browser.chromium() as b:
-        page = b.new_page(viewport={"width": 1400, "height": 1400})
-        page.goto(f"{url}/lesson-5")
-        browser.wait_settled(page, 60)
-        configure_small_run(page, steps_right=9)
+        page = open_small_run(b, url, steps_right=9)
         lr = page.locator("input[type='range'][aria-label='Learning rate']")
         lr.focus()
         page.keyboard.press("End")  # 100
