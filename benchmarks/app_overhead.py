@@ -1,10 +1,34 @@
-"""In-app overhead: the trainer as the training lab runs it (a TrainingRun in a background
-thread, every event recorded under a lock, the page polling snapshot() once a second) against
-the bare trainer with no callbacks, alternated in one process.
+"""In-app overhead: training from lesson 5's Train button against the same training headless,
+alternated in one run.
 
-    python -m benchmarks.app_overhead
+    python -m benchmarks.app_overhead --corpus ../shared/data/tinyshakespeare.txt
+    python -m benchmarks.app_overhead --in-process   # no server, no browser
+
+Live (the default): `streamlit run app.py` on 127.0.0.1; headless Chromium uploads the corpus
+in the sidebar, opens lesson 5 and presses Train with the page's defaults (baby GPT, 300 steps,
+an evaluation with a sample every 50) while the live view reruns every second, then reads
+tokens/s from the runs table. Headless is `python -m gptcore.train` with the same settings on
+the same file. Both count tokens over training-step time (evaluations excluded). Chromium runs
+on the same cores as the server here (on a hosted app it runs on the learner's computer), so
+the CPU it used is printed beside each round.
+
+--in-process: the lab's TrainingRun with its event callbacks, polled once a second like the
+page's fragment, against the bare Trainer with none. Each runs in a fresh thread, as in the
+app, whose main thread never runs torch: an OpenMP pool lives as long as the thread that made
+it, and while one pool idles libgomp stops spinning in any other (more pool threads than
+cores), which costs the second ~12%.
 """
+from __future__ import annotations
+
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import torch
 
@@ -13,25 +37,128 @@ from gptcore.lab import Caps, Lab, TrainingRun
 from gptcore.model import GPT, GPTConfig
 from gptcore.train import TrainConfig, Trainer, prepare_data
 
+ROOT = Path(__file__).resolve().parent.parent
+# Lesson 5's defaults (pages/5_training.py), written out for the command line.
 MODEL = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, bias=False)
+TRAIN = dict(batch_size=32, max_iters=300, lr=4e-3, min_lr=4e-4, warmup_iters=30,
+             weight_decay=0.1, grad_clip=1.0, eval_interval=50, sample_tokens=150,
+             eval_train_tokens=8192, seed=1337)
 
 
-def train_config(steps):
-    return TrainConfig(batch_size=32, max_iters=steps, lr=4e-3, eval_interval=10**9,
-                       sample_tokens=0, eval_train_tokens=0)
+def cli_args(corpus: Path) -> list[str]:
+    args = ["--corpus", str(corpus), "--no-bias"]
+    for key, value in {**MODEL, **TRAIN}.items():
+        if key != "bias":
+            args += [f"--{key.replace('_', '-')}", str(value)]
+    return args
 
 
-def headless(text, steps):
+def headless_cli(corpus: Path) -> float:
+    """tokens/s of `python -m gptcore.train` (its last JSON line)."""
+    out = subprocess.run([sys.executable, "-m", "gptcore.train", *cli_args(corpus)], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["tokens_per_s"])
+
+
+def chromium_stats() -> dict[int, list[str]]:
+    """pid -> /proc/pid/stat fields after the command name, for every Chromium process."""
+    out = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            text = Path(stat).read_text()
+        except OSError:
+            continue
+        if "(chrom" in text:
+            out[int(stat.split("/")[2])] = text[text.rindex(")") + 2:].split()
+    return out
+
+
+def chromium_cpu_seconds() -> float:
+    hz = os.sysconf("SC_CLK_TCK")
+    return sum(int(f[11]) + int(f[12]) for f in chromium_stats().values()) / hz
+
+
+class LiveApp:
+    """One server and one learner's browser tab, kept across rounds."""
+
+    def __init__(self, corpus: Path, stack):
+        from tests.browser import chromium, streamlit_server, wait_settled, warm_up
+
+        self.wait_settled = wait_settled
+        url, _ = stack.enter_context(streamlit_server())
+        warm_up(url)
+        browser = stack.enter_context(chromium())
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.page.goto(url + "/lesson-5")
+        wait_settled(self.page, 120)
+        self._upload(corpus)
+        self.runs = 0
+
+    def _upload(self, corpus: Path):
+        from tests.browser import choose
+
+        choose(self.page, "Corpus", "Your own text (.txt)")
+        sidebar = self.page.get_by_test_id("stSidebarUserContent")
+        sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(corpus))
+        self.page.get_by_text(f"Corpus: {corpus.name}").wait_for(timeout=60_000)
+        self.wait_settled(self.page)
+
+    def train(self) -> tuple[float, float]:
+        """(tokens/s, cores of Chromium CPU) for one run from the Train button."""
+        self.runs += 1
+        cpu0, t0 = chromium_cpu_seconds(), time.time()
+        self.page.get_by_role("button", name="Train").click()
+        row = self.page.locator("[data-testid='stTable'] tbody tr", has_text=f"run {self.runs}")
+        row.filter(has_text="done").wait_for(timeout=600_000)
+        cpu = (chromium_cpu_seconds() - cpu0) / (time.time() - t0)
+        cells = row.locator("td, th").all_inner_texts()
+        headers = self.page.locator("[data-testid='stTable'] thead th").all_inner_texts()
+        self.wait_settled(self.page)
+        return float(cells[headers.index("tokens/s")].replace(",", "")), cpu
+
+
+def live(args, corpus: Path) -> dict:
+    from contextlib import ExitStack
+
+    from tests.browser import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is not installed; use --in-process, or apt-get install chromium")
+    rows = []
+    with ExitStack() as stack:
+        app = LiveApp(corpus, stack)
+        for r in range(args.rounds):  # alternate which goes first: this machine's speed drifts
+            if r % 2:
+                (in_app, browser_cpu), bare = app.train(), headless_cli(corpus)
+            else:
+                bare = headless_cli(corpus)
+                in_app, browser_cpu = app.train()
+            rows.append({"round": r, "headless tokens/s": bare, "in-app tokens/s": in_app,
+                         "in-app / headless": in_app / bare, "Chromium (cores)": browser_cpu})
+    return summarize(rows, "live: Train in lesson 5 in Chromium vs python -m gptcore.train",
+                     chromium_cores=statistics.median(x["Chromium (cores)"] for x in rows))
+
+
+# ----------------------------------------------------------------- in-process, no browser
+def in_thread(fn, *args):
+    out = []
+    worker = threading.Thread(target=lambda: out.append(fn(*args)))
+    worker.start()
+    worker.join()
+    return out[0]
+
+
+def bare_trainer(text: str) -> float:
     tok, train_ids, val_ids = prepare_data(text, "char", 0, 0.1)
-    torch.manual_seed(0)
+    torch.manual_seed(TRAIN["seed"])
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, **MODEL))
-    trainer = Trainer(model, train_ids, val_ids[:2000], train_config(steps))
+    trainer = Trainer(model, train_ids, val_ids, TrainConfig(**TRAIN), tok)
     trainer.run()
     return trainer.tokens_seen / trainer.train_seconds
 
 
-def in_app(text, steps, lab):
-    run = TrainingRun(lab, text, "char", 0, GPTConfig(vocab_size=66, **MODEL), train_config(steps))
+def lab_run(text: str, lab: Lab) -> float:
+    run = TrainingRun(lab, text, "char", 0, GPTConfig(vocab_size=66, **MODEL), TrainConfig(**TRAIN))
     run.start()
     while run.active:  # the page's fragment: one snapshot a second
         run.snapshot()
@@ -39,27 +166,39 @@ def in_app(text, steps, lab):
     return run.snapshot()["tokens_per_s"]
 
 
-def main(argv=None):
-    p = parser(__doc__)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--rounds", type=int, default=8)
-    args = p.parse_args(argv)
-    text = setup(args)
-    text = text[:300_000]
+def in_process(args, text: str) -> dict:
     lab = Lab(Caps(max_concurrent=1))  # one run: it gets every core, like the headless one
     rows = []
-    for r in range(args.rounds):  # alternate which goes first: this machine's speed drifts
+    for r in range(args.rounds):
         if r % 2:
-            app = in_app(text, args.steps, lab)
-            bare = headless(text, args.steps)
+            app, bare = lab_run(text, lab), in_thread(bare_trainer, text)
         else:
-            bare = headless(text, args.steps)
-            app = in_app(text, args.steps, lab)
-        rows.append({"round": r, "headless tokens/s": bare, "in-app tokens/s": app})
-    h = sorted(x["headless tokens/s"] for x in rows)[len(rows) // 2]
-    a = sorted(x["in-app tokens/s"] for x in rows)[len(rows) // 2]
-    return report("app_overhead", rows, {"in_app_share_of_headless": a / h,
-                                         "torch_threads": torch.get_num_threads()})
+            bare, app = in_thread(bare_trainer, text), lab_run(text, lab)
+        rows.append({"round": r, "headless tokens/s": bare, "in-app tokens/s": app,
+                     "in-app / headless": app / bare})
+    return summarize(rows, mode="in-process: lab TrainingRun vs bare Trainer, both in threads")
+
+
+def summarize(rows: list[dict], mode: str, **extra) -> dict:
+    def median(key):
+        return statistics.median(x[key] for x in rows)
+
+    return report(f"app_overhead ({mode.split(':')[0]})", rows, {
+        "mode": mode, "rounds": len(rows),
+        "in_app_share_of_headless": median("in-app tokens/s") / median("headless tokens/s"),
+        "median_of_round_ratios": median("in-app / headless"),
+        **extra, "torch_threads": torch.get_num_threads()})
+
+
+def main(argv=None):
+    p = parser(__doc__)
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--in-process", action="store_true", help="no server or browser")
+    args = p.parse_args(argv)
+    text = setup(args)
+    if args.in_process:
+        return in_process(args, text)
+    return live(args, args.corpus.resolve())
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ def main():
         generation.main([]),
         bpe.main(corpus),
         app_overhead.main(corpus),
+        app_overhead.main([*corpus, "--in-process"]),
         time_to_loss.main(corpus),
     ]
     print("\nSUMMARY " + json.dumps({r["benchmark"]: r["summary"] for r in results}))

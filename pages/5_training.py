@@ -213,6 +213,10 @@ def live_view():
         st.rerun()  # the run has ended: redraw the whole page with its results
 
 
+# After each tick the progress bar animates to its new width, repainting every frame: in
+# headless Chromium on this 2-core machine a page with a ticking bar used 0.07 of a core with
+# the animation and 0.03 without. At one update a second a jump reads the same.
+st.html("<style>[data-testid='stProgress'] * { transition: none !important; }</style>")
 st.fragment(run_every=1.0 if running else None)(live_view)()
 
 # ------------------------------------------------------------------ results
