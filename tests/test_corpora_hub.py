@@ -93,8 +93,9 @@ def test_hub_status_answers_within_timeout(monkeypatch):
 
 
 def test_host_reachable_times_out_on_a_silent_host(monkeypatch):
-    def hang(*a, **kw):
+    def hang(*a, **kw):  # a connect that hangs, then times out (as a real one would)
         time.sleep(10)
+        raise TimeoutError("timed out")
 
     monkeypatch.setattr(hub.socket, "create_connection", hang)
     start = time.perf_counter()
