@@ -111,10 +111,15 @@ class LiveApp:
         row = self.page.locator("[data-testid='stTable'] tbody tr", has_text=f"run {self.runs}")
         row.filter(has_text="done").wait_for(timeout=600_000)
         cpu = (chromium_cpu_seconds() - cpu0) / (time.time() - t0)
-        cells = row.locator("td, th").all_inner_texts()
         headers = self.page.locator("[data-testid='stTable'] thead th").all_inner_texts()
+        got = dict(zip(headers, row.locator("td, th").all_inner_texts()))
+        want = {"model": "{n_layer}L×{n_head}H×{n_embd}, ctx {block_size}".format(**MODEL),
+                "batch": str(TRAIN["batch_size"]), "steps": str(TRAIN["max_iters"])}
+        if any(got.get(k) != v for k, v in want.items()):  # the page's defaults moved
+            raise SystemExit(f"lesson 5 trained {got}, not what the CLI trains ({want}): "
+                             "update MODEL and TRAIN in benchmarks/app_overhead.py")
         self.wait_settled(self.page)
-        return float(cells[headers.index("tokens/s")].replace(",", "")), cpu
+        return float(got["tokens/s"].replace(",", "")), cpu
 
 
 def live(args, corpus: Path) -> dict:
