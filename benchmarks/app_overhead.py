@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -36,6 +37,7 @@ from benchmarks.common import parser, report, setup
 from gptcore.lab import Caps, Lab, TrainingRun
 from gptcore.model import GPT, GPTConfig
 from gptcore.train import TrainConfig, Trainer, prepare_data
+from tests import browser  # the browser tests' server and Chromium helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 # Lesson 5's defaults (pages/5_training.py), written out for the command line.
@@ -60,48 +62,48 @@ def headless_cli(corpus: Path) -> float:
     return float(json.loads(out.strip().splitlines()[-1])["tokens_per_s"])
 
 
-def chromium_stats() -> dict[int, list[str]]:
-    """pid -> /proc/pid/stat fields after the command name, for every Chromium process."""
-    out = {}
+def chromium_cpu_seconds() -> float:
+    """User + system CPU of every Chromium process so far (from /proc/PID/stat)."""
+    ticks = 0
     for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
             text = Path(stat).read_text()
-        except OSError:
+        except OSError:  # the process ended meanwhile
             continue
         if "(chrom" in text:
-            out[int(stat.split("/")[2])] = text[text.rindex(")") + 2:].split()
-    return out
+            fields = text[text.rindex(")") + 2:].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def chromium_cpu_seconds() -> float:
-    hz = os.sysconf("SC_CLK_TCK")
-    return sum(int(f[11]) + int(f[12]) for f in chromium_stats().values()) / hz
+def alternated(round_: int, headless, in_app) -> tuple:
+    """(headless result, in-app result), the two run in turn: this machine's speed drifts."""
+    if round_ % 2:
+        app = in_app()
+        return headless(), app
+    bare = headless()
+    return bare, in_app()
 
 
 class LiveApp:
     """One server and one learner's browser tab, kept across rounds."""
 
-    def __init__(self, corpus: Path, stack):
-        from tests.browser import chromium, streamlit_server, wait_settled, warm_up
-
-        self.wait_settled = wait_settled
-        url, _ = stack.enter_context(streamlit_server())
-        warm_up(url)
-        browser = stack.enter_context(chromium())
-        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    def __init__(self, corpus: Path, stack: ExitStack):
+        url, _ = stack.enter_context(browser.streamlit_server())
+        browser.warm_up(url)
+        self.page = stack.enter_context(browser.chromium()).new_page(
+            viewport={"width": 1400, "height": 1000})
         self.page.goto(url + "/lesson-5")
-        wait_settled(self.page, 120)
+        browser.wait_settled(self.page, 120)
         self._upload(corpus)
         self.runs = 0
 
     def _upload(self, corpus: Path):
-        from tests.browser import choose
-
-        choose(self.page, "Corpus", "Your own text (.txt)")
+        browser.choose(self.page, "Corpus", "Your own text (.txt)")
         sidebar = self.page.get_by_test_id("stSidebarUserContent")
         sidebar.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(corpus))
         self.page.get_by_text(f"Corpus: {corpus.name}").wait_for(timeout=60_000)
-        self.wait_settled(self.page)
+        browser.wait_settled(self.page)
 
     def train(self) -> tuple[float, float]:
         """(tokens/s, cores of Chromium CPU) for one run from the Train button."""
@@ -118,26 +120,19 @@ class LiveApp:
         if any(got.get(k) != v for k, v in want.items()):  # the page's defaults moved
             raise SystemExit(f"lesson 5 trained {got}, not what the CLI trains ({want}): "
                              "update MODEL and TRAIN in benchmarks/app_overhead.py")
-        self.wait_settled(self.page)
+        browser.wait_settled(self.page)
         return float(got["tokens/s"].replace(",", "")), cpu
 
 
 def live(args, corpus: Path) -> dict:
-    from contextlib import ExitStack
-
-    from tests.browser import CHROMIUM
-
-    if not Path(CHROMIUM).exists():
-        raise SystemExit(f"{CHROMIUM} is not installed; use --in-process, or apt-get install chromium")
+    if not Path(browser.CHROMIUM).exists():
+        raise SystemExit(f"{browser.CHROMIUM} is not installed; use --in-process, "
+                         "or apt-get install chromium")
     rows = []
     with ExitStack() as stack:
         app = LiveApp(corpus, stack)
-        for r in range(args.rounds):  # alternate which goes first: this machine's speed drifts
-            if r % 2:
-                (in_app, browser_cpu), bare = app.train(), headless_cli(corpus)
-            else:
-                bare = headless_cli(corpus)
-                in_app, browser_cpu = app.train()
+        for r in range(args.rounds):
+            bare, (in_app, browser_cpu) = alternated(r, lambda: headless_cli(corpus), app.train)
             rows.append({"round": r, "headless tokens/s": bare, "in-app tokens/s": in_app,
                          "in-app / headless": in_app / bare, "Chromium (cores)": browser_cpu})
     return summarize(rows, "live: Train in lesson 5 in Chromium vs python -m gptcore.train",
@@ -163,6 +158,7 @@ def bare_trainer(text: str) -> float:
 
 
 def lab_run(text: str, lab: Lab) -> float:
+    # the vocabulary size is a placeholder: the run replaces it with its tokenizer's
     run = TrainingRun(lab, text, "char", 0, GPTConfig(vocab_size=66, **MODEL), TrainConfig(**TRAIN))
     run.start()
     while run.active:  # the page's fragment: one snapshot a second
@@ -175,10 +171,7 @@ def in_process(args, text: str) -> dict:
     lab = Lab(Caps(max_concurrent=1))  # one run: it gets every core, like the headless one
     rows = []
     for r in range(args.rounds):
-        if r % 2:
-            app, bare = lab_run(text, lab), in_thread(bare_trainer, text)
-        else:
-            bare, app = in_thread(bare_trainer, text), lab_run(text, lab)
+        bare, app = alternated(r, lambda: in_thread(bare_trainer, text), lambda: lab_run(text, lab))
         rows.append({"round": r, "headless tokens/s": bare, "in-app tokens/s": app,
                      "in-app / headless": app / bare})
     return summarize(rows, mode="in-process: lab TrainingRun vs bare Trainer, both in threads")
