@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import parser, report, setup
-from gptcore.lab import Caps, Lab, TrainingRun
+from classroom.lab import Caps, Lab, TrainingRun
 from gptcore.model import GPT, GPTConfig
-from gptcore.train import TrainConfig, Trainer, prepare_data
+from gptcore.trainer import TrainConfig, Trainer, prepare_data
 from tests import browser  # the browser tests' server and Chromium helpers
 
 ROOT = Path(__file__).resolve().parent.parent

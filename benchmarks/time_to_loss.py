@@ -15,11 +15,12 @@ import torch
 
 from benchmarks.common import parser, report, setup
 from gptcore.model import GPT, GPTConfig
-from gptcore.train import PRESETS, TrainConfig, Trainer, prepare_data
+from gptcore.presets import RECIPES
+from gptcore.trainer import TrainConfig, Trainer, prepare_data
 
 
 def run_preset(name, text, target, stop_at_target):
-    model_kw, train_kw = PRESETS[name]
+    model_kw, train_kw = RECIPES[name].model_kwargs(), RECIPES[name].train
     cfg = TrainConfig(**{**train_kw, "sample_tokens": 0})
     if stop_at_target:
         cfg = replace(cfg, target_val_loss=target)
@@ -29,9 +30,9 @@ def run_preset(name, text, target, stop_at_target):
     start = time.perf_counter()
     result = Trainer(model, train_ids, val_ids, cfg, tok).run()
     wall = time.perf_counter() - start
-    hist = result["history"]
+    hist = result.history
     hit = next((h for h in hist if h["val_loss"] <= target), None)
-    return {"preset": name, "iters": result["steps"], "final val loss": hist[-1]["val_loss"],
+    return {"preset": name, "iters": result.steps, "final val loss": hist[-1]["val_loss"],
             "first iter ≤ target": hit["iter"] if hit else None,
             "train s to target": hit["elapsed_s"] if hit else None,
             "wall s to target": hit["wall_s"] if hit else None,

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gptcore.config import GPTConfig
+
 
 def causal_mask(T: int, device=None) -> torch.Tensor:
     """(T, T) lower triangle: position t may attend to positions 0..t, never the future.
@@ -31,6 +33,22 @@ def causal_mask(T: int, device=None) -> torch.Tensor:
 def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """(B, T) of 1 (real token) / 0 (padding) -> (B, 1, 1, T): no query attends to padding."""
     return attention_mask.bool()[:, None, None, :]
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, C) -> (B, n_head, T, C // n_head): each head gets its own slice of the channels.
+
+    The reshape cuts C into n_head groups; the transpose puts heads before time so that
+    attention runs on every head at once. Without the transpose, a "head" would mix tokens.
+    """
+    B, T, C = x.size()
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, nh, T, hs)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, nh, T, hs) -> (B, T, nh * hs): the heads side by side again."""
+    B, nh, T, hs = x.size()
+    return x.transpose(1, 2).contiguous().view(B, T, nh * hs)
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, scale=True):
@@ -58,21 +76,16 @@ class MultiHeadAttention(nn.Module):
     Shapes: x (B, T, C) -> q, k, v (B, nh, T, hs) -> weights (B, nh, T, T) -> y (B, T, C).
     """
 
-    def __init__(self, n_embd: int, n_head: int, bias: bool = True, dropout: float = 0.0,
-                 causal: bool = True, fast: bool = True):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        if n_embd % n_head != 0:
-            raise ValueError(f"Width {n_embd} must be divisible by the number of heads {n_head}.")
-        self.n_head, self.n_embd, self.causal, self.fast = n_head, n_embd, causal, fast
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # q, k, v in one matmul
-        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.dropout = dropout
-        self.attn_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.resid_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-
-    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.size()
-        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        C = config.n_embd
+        self.n_head, self.n_embd = config.n_head, C
+        self.causal, self.fast = config.causal, config.fast_attention
+        self.c_attn = nn.Linear(C, 3 * C, bias=config.bias)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(C, C, bias=config.bias)
+        self.dropout = config.dropout
+        self.attn_dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.resid_dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
     def forward(self, x, attention_mask=None, past_kv=None, return_weights=False):
         """x (B, T, C); attention_mask (B, T) of 1/0 for padding; past_kv cached (k, v).
@@ -81,7 +94,7 @@ class MultiHeadAttention(nn.Module):
         """
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
-        q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, nh, T, hs)
+        q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
         if past_kv is not None:
             k = torch.cat([past_kv[0], k], dim=2)  # (B, nh, T_past + T, hs)
             v = torch.cat([past_kv[1], v], dim=2)
@@ -95,8 +108,7 @@ class MultiHeadAttention(nn.Module):
             y = F.scaled_dot_product_attention(
                 q, k, v, dropout_p=self.dropout if self.training else 0.0,
                 is_causal=needs_causal)  # (B, nh, T, hs)
-            return self.resid_dropout(self.c_proj(
-                y.transpose(1, 2).contiguous().view(B, T, C))), None, present
+            return self.resid_dropout(self.c_proj(merge_heads(y))), None, present  # (B, T, C)
 
         mask = None
         if needs_causal:
@@ -114,5 +126,4 @@ class MultiHeadAttention(nn.Module):
         else:
             y, weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, nh, T, hs)
             y = self.attn_dropout(weights) @ v if self.training and self.dropout > 0 else y
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again: (B, T, C)
-        return self.resid_dropout(self.c_proj(y)), weights, present
+        return self.resid_dropout(self.c_proj(merge_heads(y))), weights, present  # (B, T, C)

@@ -6,8 +6,10 @@ The filters are pure functions on logits, applied in this order: temperature, to
 (keep the k most likely), top-p (keep the smallest set whose probability reaches p; the most
 likely token always survives). Temperature 0 means greedy: always the most likely token.
 
-`generate` works with gptcore's GPT (with a KV cache: each step feeds only the new token)
-and with `transformers`' GPT-2 models (through their own cache).
+`generate` works with gptcore's GPT (with a KV cache: each step feeds only the new token),
+with `transformers`' GPT-2 models (through their own cache), and with any module whose
+`forward(idx)` returns `(logits, loss)`, such as a GPT a learner wrote (no cache: each step
+feeds the whole window).
 """
 from __future__ import annotations
 
@@ -76,21 +78,31 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
 @torch.no_grad()
 def next_token_logits(model, idx) -> torch.Tensor:
     """Logits (vocab,) for the token after idx (1, T), for gptcore and transformers models."""
-    logits, _ = _step(model, idx[:, -_context_size(model):], None)
+    context = _context_size(model)
+    logits, _ = _step(model, idx[:, -context:] if context else idx, None)
     return logits[0]
 
 
-def _context_size(model) -> int:
-    config = model.config
-    return getattr(config, "block_size", None) or getattr(config, "n_positions")
+def _context_size(model) -> int | None:
+    """The most tokens the model reads at once (None: no limit is known)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "block_size", None) or getattr(config, "n_positions", None)
+
+
+def _is_transformers(model) -> bool:
+    return hasattr(getattr(model, "config", None), "n_positions") and \
+        hasattr(model, "prepare_inputs_for_generation")
 
 
 def _step(model, idx, past):
-    """One forward pass -> (last-position logits (B, vocab), cache)."""
+    """One forward pass -> (last-position logits (B, vocab), cache or None)."""
     if hasattr(model, "forward_cached"):
         return model.forward_cached(idx, past)
-    out = model(input_ids=idx, cache=past, use_cache=True, logits_to_keep=1)  # transformers 5
-    return out.logits[:, -1, :], out.cache
+    if _is_transformers(model):
+        out = model(input_ids=idx, cache=past, use_cache=True, logits_to_keep=1)  # transformers 5
+        return out.logits[:, -1, :], out.cache
+    logits, _ = model(idx)  # any module whose forward(idx) returns (logits, loss)
+    return logits[:, -1, :], None
 
 
 @torch.no_grad()
@@ -103,7 +115,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     """
     was_training = model.training
     model.eval()
-    context = _context_size(model)
+    context = _context_size(model) or idx.size(1) + max_new_tokens
     past, fed = None, 0  # fed: how many tokens of idx the cache already holds
     for _ in range(max_new_tokens):
         if not use_cache or idx.size(1) > context:
@@ -111,7 +123,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
         window = idx[:, -context:]
         new = window if past is None else idx[:, fed:]
         logits, cache = _step(model, new, past)
-        if use_cache:
+        if use_cache and cache is not None:
             past, fed = cache, idx.size(1)
         next_id = sample_next(logits, temperature, top_k, top_p, generator)
         idx = torch.cat([idx, next_id.to(idx.device)], dim=1)

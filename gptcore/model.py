@@ -11,7 +11,6 @@ a tied or untied head, biases, residual connections on or off.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -19,47 +18,27 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gptcore.attention import MultiHeadAttention
+from gptcore.config import ACTIVATIONS, GPTConfig  # noqa: F401 - GPTConfig is part of this module's API
 
-ACTIVATIONS = ("gelu", "relu")
+def layer_norm(x: torch.Tensor, weight, bias, eps: float = 1e-5) -> torch.Tensor:
+    """Normalise each vector over its last dimension, then scale and shift:
+
+        y = (x - mean) / sqrt(var + eps) * weight + bias      (var is the biased variance, /C)
+
+    What nn.LayerNorm computes; eps goes inside the square root. bias may be None.
+    """
+    mean = x.mean(dim=-1, keepdim=True)
+    var = x.var(dim=-1, keepdim=True, unbiased=False)
+    y = (x - mean) / torch.sqrt(var + eps) * weight
+    return y + bias if bias is not None else y
 
 
-@dataclass
-class GPTConfig:
-    vocab_size: int = 50257
-    block_size: int = 128  # the context: the most tokens the model sees at once
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    bias: bool = True
-    tie_weights: bool = True  # the head reuses the token embedding matrix
-    pre_ln: bool = True  # GPT-2: LayerNorm before attention/MLP; False: after the residual add
-    activation: str = "gelu"  # "gelu" is GPT-2's tanh approximation
-    residual: bool = True  # turn off to see why deep nets need the residual stream
-    causal: bool = True  # turn off to see a model cheat by reading the next token
-    fast_attention: bool = True  # F.scaled_dot_product_attention instead of the explicit path
-    layer_norm_eps: float = 1e-5
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's GELU, the tanh approximation of x · Φ(x):
 
-    def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1.")
-        if self.n_embd % self.n_head != 0:
-            raise ValueError(
-                f"The width (n_embd={self.n_embd}) must be divisible by the number of heads "
-                f"(n_head={self.n_head}): each head gets n_embd / n_head channels."
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("dropout must be in [0, 1).")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}.")
-
-    @property
-    def head_size(self) -> int:
-        return self.n_embd // self.n_head
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        gelu(x) = 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))
+    """
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
 class MLP(nn.Module):
@@ -84,9 +63,7 @@ class Block(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
-        self.attn = MultiHeadAttention(config.n_embd, config.n_head, bias=config.bias,
-                                       dropout=config.dropout, causal=config.causal,
-                                       fast=config.fast_attention)
+        self.attn = MultiHeadAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
         self.pre_ln, self.residual = config.pre_ln, config.residual
@@ -155,7 +132,8 @@ class GPT(nn.Module):
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1),
+            # reshape, not view: targets may be a slice such as idx[:, 1:] (not contiguous)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1),
                                    ignore_index=-100)
         return logits, loss
 
@@ -187,116 +165,26 @@ class GPT(nn.Module):
     @classmethod
     def from_hf(cls, model_or_path) -> "GPT":
         """Port a `transformers` GPT2LMHeadModel (or a saved folder of one), weight for weight."""
-        from transformers import GPT2LMHeadModel
+        from gptcore.hf import from_hf
 
-        hf = model_or_path
-        if isinstance(model_or_path, (str, Path)):
-            hf = GPT2LMHeadModel.from_pretrained(model_or_path, local_files_only=True)
-        c = hf.config
-        activation = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "relu": "relu"}.get(
-            c.activation_function)
-        if activation is None:
-            raise ValueError(f"Activation {c.activation_function!r} has no gptcore equivalent.")
-        config = GPTConfig(
-            vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer,
-            n_head=c.n_head, n_embd=c.n_embd, dropout=0.0, bias=True,
-            tie_weights=bool(getattr(c, "tie_word_embeddings", True)), activation=activation,
-            layer_norm_eps=c.layer_norm_epsilon,
-        )
-        model = cls(config)
-        theirs = {k: v for k, v in hf.state_dict().items() if not k.endswith((".attn.bias", ".masked_bias"))}
-        ours = model.state_dict()
-        missing = set(ours) - set(theirs)
-        if missing:
-            raise ValueError(f"The Hugging Face model lacks {sorted(missing)[:5]}.")
-        with torch.no_grad():
-            for name, tensor in ours.items():
-                src = theirs[name]
-                if _is_conv1d(name):
-                    src = src.t()  # Conv1D stores (in, out); nn.Linear wants (out, in)
-                if src.shape != tensor.shape:
-                    raise ValueError(f"{name}: shape {tuple(src.shape)} != {tuple(tensor.shape)}.")
-                tensor.copy_(src)
-        return model.eval()
+        return from_hf(model_or_path)
 
     def to_hf(self):
         """The same weights as a `transformers` GPT2LMHeadModel (pre-LN GPT-2 configs only)."""
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from gptcore.hf import to_hf
 
-        c = self.config
-        if not (c.pre_ln and c.residual):
-            raise ValueError("Only pre-LN GPTs with residuals have a GPT-2 equivalent.")
-        hf_config = GPT2Config(
-            vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd,
-            n_layer=c.n_layer, n_head=c.n_head, resid_pdrop=c.dropout, embd_pdrop=c.dropout,
-            attn_pdrop=c.dropout, layer_norm_epsilon=c.layer_norm_eps,
-            activation_function="gelu_new" if c.activation == "gelu" else "relu",
-            tie_word_embeddings=c.tie_weights,
-        )
-        hf = GPT2LMHeadModel(hf_config)
-        theirs = hf.state_dict()
-        ours = self.state_dict()
-        with torch.no_grad():
-            for name, tensor in theirs.items():
-                if name.endswith((".attn.bias", ".masked_bias")):
-                    continue
-                if name not in ours:  # a bias-free gptcore model: GPT-2's biases are zero
-                    tensor.zero_()
-                    continue
-                src = ours[name].t() if _is_conv1d(name) else ours[name]
-                tensor.copy_(src)
-        return hf.eval()
+        return to_hf(self)
 
 
 @torch.no_grad()
 def attention_maps(model, idx) -> list[torch.Tensor]:
-    """Attention weights of every layer, (n_head, T, T) each, for idx (1, T).
-
-    For a `transformers` GPT-2 the weights are recomputed with gptcore's attention from each
-    block's input (its fused SDPA kernel does not return them): LN, c_attn, then softmax.
-    """
+    """Attention weights of every layer, (n_head, T, T) each, for idx (1, T): gptcore's GPT
+    or a `transformers` GPT-2 (see gptcore.hf.attention_maps_hf)."""
     if isinstance(model, GPT):
         return [w[0] for w in model.inspect(idx)["attention"]]
-    from gptcore.attention import causal_mask, scaled_dot_product_attention
+    from gptcore.hf import attention_maps_hf
 
-    out = model(idx, output_hidden_states=True)
-    maps = []
-    for block, h in zip(model.transformer.h, out.hidden_states):
-        C, nh = h.size(-1), model.config.n_head
-        q, k, _ = block.attn.c_attn(block.ln_1(h)).split(C, dim=2)  # (1, T, C) each
-        q = q.view(1, -1, nh, C // nh).transpose(1, 2)  # (1, nh, T, hs)
-        k = k.view(1, -1, nh, C // nh).transpose(1, 2)
-        _, weights = scaled_dot_product_attention(q, k, k, mask=causal_mask(idx.size(1)))
-        maps.append(weights[0])
-    return maps
-
-
-def config_of(model) -> GPTConfig:
-    """The GPTConfig of a gptcore GPT, or the equivalent one of a `transformers` GPT-2."""
-    if isinstance(model, GPT):
-        return model.config
-    c = model.config
-    return GPTConfig(vocab_size=c.vocab_size, block_size=c.n_positions, n_layer=c.n_layer,
-                     n_head=c.n_head, n_embd=c.n_embd, bias=True,
-                     tie_weights=bool(getattr(c, "tie_word_embeddings", True)),
-                     activation="relu" if c.activation_function == "relu" else "gelu",
-                     layer_norm_eps=c.layer_norm_epsilon)
-
-
-def _is_conv1d(name: str) -> bool:
-    return name.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight"))
-
-
-MODEL_PRESETS = {
-    # The tutorial's chapter 4 model: 6 layers, 8 heads, 256 wide, context 128, GPT-2 vocab.
-    "Tutorial GPT": GPTConfig(n_layer=6, n_head=8, n_embd=256, block_size=128,
-                              vocab_size=50257, dropout=0.1, tie_weights=False),
-    # nanoGPT's README "baby GPT" for CPUs, character level (65 characters of Shakespeare).
-    "nanoGPT baby GPT (CPU)": GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64,
-                                        vocab_size=65, bias=False),
-    "DistilGPT2": GPTConfig(n_layer=6, n_head=12, n_embd=768, block_size=1024, vocab_size=50257),
-    "GPT-2 small": GPTConfig(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50257),
-}
+    return attention_maps_hf(model, idx)
 
 
 def shape_trace(config: GPTConfig, batch: int = 1, seq_len: int = 8) -> list[dict]:
@@ -327,20 +215,3 @@ def shape_trace(config: GPTConfig, batch: int = 1, seq_len: int = 8) -> list[dic
     for h in handles:
         h.remove()
     return rows
-
-
-@torch.no_grad()
-def compare_with_hf(hf_model, ours: GPT, idx) -> dict:
-    """Max |difference| after the embeddings, after each block and in the logits."""
-    ref = hf_model(idx, output_hidden_states=True)
-    mine = ours.inspect(idx)
-    rows = [{"stage": "embeddings" if i == 0 else f"block {i - 1}",
-             "max |Δ|": (a - b).abs().max().item()}
-            for i, (a, b) in enumerate(zip(ref.hidden_states[:-1], mine["hidden"][:-1]))]
-    # transformers applies ln_f to its last hidden state; compare the last block before it
-    rows.append({"stage": f"block {len(mine['hidden']) - 2}",
-                 "max |Δ|": (ours.transformer.ln_f(mine["hidden"][-1]) - ref.hidden_states[-1]).abs().max().item()})
-    logits_diff = (mine["logits"] - ref.logits).abs().max().item()
-    rows.append({"stage": "logits (after ln_f and the head)", "max |Δ|": logits_diff})
-    return {"rows": rows, "logits_max_abs_diff": logits_diff,
-            "same_argmax": bool((mine["logits"].argmax(-1) == ref.logits.argmax(-1)).all())}

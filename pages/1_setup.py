@@ -3,12 +3,11 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import ui
-from gptcore import budget, charts, generate as gen
-from gptcore.model import config_of
+from classroom import charts, models, page, state, widgets as ui
+from gptcore import budget, generate as gen
+from gptcore.hf import config_of
 
-ui.page_setup()
-ui.lesson_header(1, "Setup: meet a real GPT", """
+page.setup(1, """
 A GPT reads text as **tokens**, and for every position it outputs a score (a *logit*) for
 every token of its vocabulary: how likely that token comes next. Generating text is just
 picking one token from that distribution, appending it, and asking again.
@@ -17,7 +16,7 @@ picking one token from that distribution, appending it, and asking again.
 K = "l1_"  # this page's widget keys
 MAX_PROMPT_CHARS = 2000
 
-active = ui.model_picker(K)
+active = models.model_picker(K)
 model, tok = active.model, active.tokenizer
 config = config_of(model)
 
@@ -102,9 +101,9 @@ st.markdown("A temperature **T < 1** sharpens the distribution, **T > 1** flatte
 st.subheader("3 · Generate")
 c1, c2 = st.columns([1, 3])
 max_new = c1.slider("Max new tokens", 1, 200, 40, key=f"{K}max_new")
-seed = ui.seed()
+seed = state.seed()
 c1.caption(f"Seed {seed} (change it in the sidebar): the same seed and knobs give the same text.")
-if c1.button("Generate", type="primary", key=f"{K}generate"):
+if c1.button("Generate", type="primary", key=f"act_{K}generate"):
     with ui.explain_errors("generating"), st.spinner("Generating…"):
         g = torch.Generator().manual_seed(int(seed))
         out = gen.generate(model, idx, max_new, generator=g, **settings)[0, len(ids):].tolist()
@@ -130,7 +129,7 @@ if st.session_state.get(f"{K}steps_for") != (ids, active.label):  # a new prompt
 steps = st.session_state[steps_key]
 MAX_STEPS = 100
 c1, c2, _ = st.columns([1, 1, 4])
-if c1.button("Next token", key=f"{K}next", disabled=len(steps) >= MAX_STEPS,
+if c1.button("Next token", key=f"act_{K}next", disabled=len(steps) >= MAX_STEPS,
              help=f"Up to {MAX_STEPS} steps; Reset to start again."):
     with ui.explain_errors("sampling the next token"):
         context = torch.tensor([ids + [s["id"] for s in steps]])
@@ -138,7 +137,7 @@ if c1.button("Next token", key=f"{K}next", disabled=len(steps) >= MAX_STEPS,
         g = torch.Generator().manual_seed(int(seed) * 1000 + len(steps))
         picked = gen.sample_next(step_logits[None], generator=g, **settings).item()
         steps.append({"id": picked, "logits": step_logits})
-if c2.button("Reset", key=f"{K}reset"):
+if c2.button("Reset", key=f"act_{K}reset"):
     steps.clear()
 if steps:
     ui.token_spans([tok.token_text(i) for i in ids] + [tok.token_text(s["id"]) for s in steps],
@@ -153,3 +152,4 @@ else:
                "with the knobs above, and appended (in red) to the prompt.")
 
 ui.show_code(gen.next_token_distribution, gen.top_p_filter, gen.sample_next, gen.generate)
+page.footer(1)

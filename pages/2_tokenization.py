@@ -5,25 +5,24 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import ui
-from gptcore import corpora, data, tokenizers as tk
+from classroom import corpora, page, shared, state, widgets as ui
+from gptcore import data, tokenizers as tk
 
-ui.page_setup()
-ui.lesson_header(2, "Tokenization and the dataloader", """
+page.setup(2, """
 A model cannot read characters; it reads **ids**. A tokenizer cuts text into pieces and
 numbers them. Then the dataloader cuts the long stream of ids into **windows**: the model
 sees a window and learns to predict the same window shifted by one token.
 """)
 
 K = "l2_"
-corpus = ui.current_corpus()
-ckey = ui.corpus_key(corpus)
+corpus = shared.current_corpus()
+ckey = shared.corpus_key(corpus)
 
 # ------------------------------------------------------------------ the input text
 st.subheader("1 · Your text")
 c1, c2 = st.columns([3, 1])
 with c2:
-    upload = st.file_uploader("…or a .txt file (≤ 1 MB)", type=["txt"], key=f"{K}upload")
+    upload = st.file_uploader("…or a .txt file (≤ 1 MB)", type=["txt"], key=f"act_{K}upload")
     vocab_size = st.slider("BPE vocabulary size", 256, 2048, 512, 32, key=f"{K}vocab",
                            help="256 byte tokens plus this many minus 256 merges, learned "
                                 f"from the corpus ({corpus.name}).")
@@ -40,9 +39,9 @@ text = ui.bounded_text(text)
 if not text:
     st.info("The text is empty: every tokenizer returns no tokens. Type something to see more.")
 
-char_tok = ui.shared_tokenizer("char", ckey, 0, corpus.text)
-word_tok = ui.shared_tokenizer("word", ckey, 5000, corpus.text)
-bpe_tok = ui.shared_tokenizer("bpe", ckey, vocab_size, corpus.text)
+char_tok = shared.shared_tokenizer("char", ckey, 0, corpus.text)
+word_tok = shared.shared_tokenizer("word", ckey, 5000, corpus.text)
+bpe_tok = shared.shared_tokenizer("bpe", ckey, vocab_size, corpus.text)
 gpt2_tok = tk.TiktokenTokenizer()
 
 # ------------------------------------------------------------------ side by side
@@ -83,6 +82,7 @@ st.markdown("Training repeats one step: count every adjacent pair of tokens in t
             "merge the most frequent pair into a new token. Encoding replays the merges in the "
             "order they were learned.")
 n_merges = bpe_tok.n_merges
+state.clamp(f"{K}merge_k", 0, n_merges)
 k = st.slider("Merges applied", 0, n_merges, min(20, n_merges), key=f"{K}merge_k")
 after = bpe_tok.encode(text, max_merges=k)
 ui.token_spans([bpe_tok.token_text(t) for t in after], after, max_tokens=150)
@@ -173,7 +173,7 @@ st.markdown(f"The first **{len(train_ids):,}** tokens of {corpus.name} (first 20
             f"train, the last **{len(val_ids):,}** validate: one cut, by position, before any "
             "window is made, so no validation token is ever inside a training window.")
 windows = data.SlidingWindowDataset(corpus_ids[:5000], 64, 1)
-rng = random.Random(ui.seed())
+rng = random.Random(state.seed())
 order = list(range(len(windows)))
 rng.shuffle(order)
 n_val = int(len(order) * val_fraction)
@@ -189,3 +189,4 @@ st.markdown(f"The wrong way: cut the first 5,000 tokens into overlapping windows
             "windows also contain: the model is graded on text it has memorised, and the "
             "validation loss looks better than it is.")
 ui.show_code(data.train_val_split)
+page.footer(2)

@@ -5,14 +5,13 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import ui
-from gptcore import attention as attn, charts
+from classroom import charts, models, page, shared, state, widgets as ui
+from gptcore import attention as attn
 from gptcore.model import GPT, GPTConfig, attention_maps
-from gptcore.train import TrainConfig, Trainer, prepare_data
+from gptcore.trainer import TrainConfig, Trainer, prepare_data
 from gptcore.generate import generate
 
-ui.page_setup()
-ui.lesson_header(3, "Attention", """
+page.setup(3, """
 Attention lets every token look at the other tokens and take a **weighted average** of what
 they carry. The weights come from how well a token's *query* matches each token's *key*.
 """)
@@ -30,7 +29,7 @@ st.markdown("Six words with hand-made 3-d vectors (edit them). In plain self-att
 c1, c2 = st.columns([2, 3])
 with c1:
     table = st.data_editor(pd.DataFrame(VECTORS, index=WORDS, columns=["d1", "d2", "d3"]),
-                           key=f"{K}vectors", width="stretch")
+                           key=f"act_{K}vectors", width="stretch")
     query_word = st.selectbox("Query word", WORDS, index=1, key=f"{K}query")
     scale_toy = st.toggle("Scale by 1/√d_k", value=False, key=f"{K}toy_scale")
 x = torch.tensor(table.fillna(0.0).astype(float).values, dtype=torch.float32)  # (T, 3)
@@ -99,7 +98,7 @@ use_pad = c2.toggle("Padding mask", value=True, key=f"{K}pad")
 n_pad = c3.slider("Padding tokens at the end", 0, 4, 2, key=f"{K}npad")
 tokens = WORDS + ["<pad>"] * n_pad
 T = len(tokens)
-emb = torch.randn(T, 8, generator=torch.Generator().manual_seed(ui.seed()))
+emb = torch.randn(T, 8, generator=torch.Generator().manual_seed(state.seed()))
 q_m = emb @ torch.randn(8, 8, generator=torch.Generator().manual_seed(1))
 k_m = emb @ torch.randn(8, 8, generator=torch.Generator().manual_seed(2))
 mask = torch.ones(T, T, dtype=torch.bool)
@@ -134,7 +133,7 @@ def causal_experiment(key: str, text: str, seed: int):
                               n_embd=64, causal=is_causal))
         cfg = TrainConfig(batch_size=32, max_iters=400, lr=1e-2, min_lr=1e-3, warmup_iters=10,
                           eval_interval=400, seed=seed, sample_tokens=0)
-        history = Trainer(model, train_ids, val_ids, cfg, tok).run()["history"]
+        history = Trainer(model, train_ids, val_ids, cfg, tok).run().history
         start = torch.tensor([[tok.encode("\n")[0]]])
         out = generate(model, start, 120, temperature=0.8, use_cache=False,
                        generator=torch.Generator().manual_seed(seed))
@@ -143,12 +142,12 @@ def causal_experiment(key: str, text: str, seed: int):
     return results
 
 
-if st.button("Train both models", key=f"{K}train_causal"):
+if st.button("Train both models", key=f"act_{K}train_causal"):
     st.session_state[f"{K}causal_result"] = True
 if st.session_state.get(f"{K}causal_result"):
-    corpus = ui.current_corpus()
+    corpus = shared.current_corpus()
     with ui.explain_errors("training the two models"):
-        res = causal_experiment(ui.corpus_key(corpus), corpus.text, ui.seed())
+        res = causal_experiment(shared.corpus_key(corpus), corpus.text, state.seed())
         c1, c2 = st.columns(2)
         for col, name in zip((c1, c2), ("with mask", "without mask")):
             loss, sample = res[name]
@@ -164,9 +163,9 @@ st.subheader("4 · Many heads")
 C = 24
 heads = st.select_slider("Heads (must divide the width 24)", [1, 2, 3, 4, 6, 8, 12, 24], value=4,
                          key=f"{K}heads")
-torch.manual_seed(ui.seed())
-mha = attn.MultiHeadAttention(C, heads, fast=False).eval()
-x_words = torch.randn(1, len(WORDS), C, generator=torch.Generator().manual_seed(ui.seed()))
+torch.manual_seed(state.seed())
+mha = attn.MultiHeadAttention(GPTConfig(n_embd=C, n_head=heads, fast_attention=False)).eval()
+x_words = torch.randn(1, len(WORDS), C, generator=torch.Generator().manual_seed(state.seed()))
 with torch.no_grad():
     y, w_heads, _ = mha(x_words, return_weights=True)
 B_, T_ = 1, len(WORDS)
@@ -187,7 +186,7 @@ ui.show_code(attn.MultiHeadAttention)
 
 # ------------------------------------------------------------------ real attention
 st.subheader("5 · Attention in a real model")
-active = ui.model_picker(K)
+active = models.model_picker(K)
 text = st.text_input("Text", "The cat sat on the mat because it was tired.", key=f"{K}real_text",
                      max_chars=400)
 ids = active.tokenizer.encode(text)[:48] or active.tokenizer.encode("\n")[:1] or [0]
@@ -195,6 +194,8 @@ with ui.explain_errors("computing attention maps"):
     maps = attention_maps(active.model, torch.tensor([ids]))
     n_layer, n_head = len(maps), maps[0].size(0)
     c1, c2 = st.columns(2)
+    state.clamp(f"{K}layer", 0, n_layer - 1)
+    state.clamp(f"{K}head", 0, n_head - 1)
     layer = c1.slider("Layer", 0, n_layer - 1, 0, key=f"{K}layer") if n_layer > 1 else 0
     head = c2.slider("Head", 0, n_head - 1, 0, key=f"{K}head") if n_head > 1 else 0
     labels = [ui.visible(active.tokenizer.token_text(i)) for i in ids]
@@ -205,3 +206,4 @@ with ui.explain_errors("computing attention maps"):
                "mask leaves the upper triangle empty." + (
                    " Random weights attend almost uniformly." if active.untrained else ""))
 ui.show_code(attention_maps)
+page.footer(3)

@@ -4,13 +4,13 @@ import streamlit as st
 import torch
 import torch.nn.functional as F
 
-import ui
-from gptcore import budget, charts
-from gptcore.model import (GPT, MODEL_PRESETS, Block, GPTConfig, MLP, compare_with_hf,
-                           shape_trace)
+from classroom import charts, models, page, state, widgets as ui
+from gptcore import budget
+from gptcore.hf import compare_with_hf
+from gptcore.model import GPT, Block, GPTConfig, MLP, shape_trace
+from gptcore.presets import MODEL_PRESETS
 
-ui.page_setup()
-ui.lesson_header(4, "GPT architecture", """
+page.setup(4, """
 A GPT is a stack of identical **blocks** between an embedding and a head. Each block lets
 tokens exchange information (**attention**) and then lets each token think on its own
 (**feed-forward**), with **LayerNorm** keeping numbers in range and **residual** connections
@@ -62,6 +62,7 @@ except ValueError as e:
     st.error(f"{e}" + (f" The nearest width that works with {heads} heads is {nearest}."
                        if nearest else ""), icon=":material/block:")
     st.stop()
+state.set_built_config(config)
 
 parts = budget.param_breakdown(config)
 total = sum(parts.values())
@@ -92,6 +93,7 @@ ui.show_code(budget.param_breakdown, budget.flops_per_token)
 st.subheader("2 · Shape trace of a real forward pass")
 c1, c2 = st.columns(2)
 B = c1.slider("Batch", 1, 8, 2, key=f"{K}trace_b")
+state.clamp(f"{K}trace_t", 1, min(64, config.block_size))
 T = c2.slider("Tokens", 1, min(64, config.block_size), min(8, config.block_size), key=f"{K}trace_t")
 rows = shape_trace(config, B, T)
 trace = pd.DataFrame([{"#": i, "module": r["module"], "type": r["type"],
@@ -106,7 +108,7 @@ ui.show_code(shape_trace)
 # ------------------------------------------------------------------ demos
 st.subheader("3 · The parts, one at a time")
 tab_ln, tab_ff, tab_res, tab_drop = st.tabs(["LayerNorm", "Feed-forward", "Residuals", "Dropout"])
-gen = torch.Generator().manual_seed(ui.seed())
+gen = torch.Generator().manual_seed(state.seed())
 
 with tab_ln:
     h = torch.randn(5, 16, generator=gen) * torch.tensor([[0.5], [2.0], [5.0], [1.0], [10.0]]) + \
@@ -131,7 +133,7 @@ with tab_ff:
     c1.altair_chart(charts.line_chart(acts, "x", "y", "function", "The non-linearity"),
                     width="stretch")
     small = GPTConfig(n_embd=16, n_head=1, vocab_size=10, block_size=8)
-    torch.manual_seed(ui.seed())
+    torch.manual_seed(state.seed())
     mlp_gelu = MLP(small)
     mlp_relu = MLP(GPTConfig(**{**small.to_dict(), "activation": "relu"}))
     mlp_relu.load_state_dict(mlp_gelu.state_dict())
@@ -154,7 +156,7 @@ with tab_res:
     depth = st.slider("Depth", 2, 48, 24, key=f"{K}res_depth")
     norms = []
     for residual in (True, False):
-        torch.manual_seed(ui.seed())
+        torch.manual_seed(state.seed())
         deep = GPT(GPTConfig(n_layer=depth, n_head=4, n_embd=64, block_size=16, vocab_size=50,
                              residual=residual)).eval()
         hidden = deep.inspect(torch.arange(16).view(1, 16) % 50)["hidden"]
@@ -173,7 +175,7 @@ with tab_drop:
     p = st.slider("Dropout probability", 0.0, 0.9, 0.5, 0.1, key=f"{K}drop_p")
     drop = torch.nn.Dropout(p)
     v = torch.ones(1, 12)
-    torch.manual_seed(ui.seed())
+    torch.manual_seed(state.seed())
     drop.train()
     train_out = drop(v)
     drop.eval()
@@ -188,11 +190,11 @@ with tab_drop:
 st.subheader("4 · Is gptcore's GPT really GPT-2?")
 st.markdown("Load a GPT-2 family model with `transformers`, copy its weights into gptcore's "
             "`GPT` with `GPT.from_hf`, and compare every block's output on the same text.")
-active = ui.model_picker(K)
+active = models.model_picker(K)
 if not hasattr(active.model, "transformer") or isinstance(active.model, GPT):
     st.info("Pick a `transformers` model (DistilGPT2, a local folder or the random-weights "
             "one) to compare it with gptcore.")
-elif st.button("Port the weights and compare", key=f"{K}port"):
+elif st.button("Port the weights and compare", key=f"act_{K}port"):
     with ui.explain_errors("porting the weights"), st.spinner("Porting and running both models…"):
         ours = GPT.from_hf(active.model)
         ids = active.tokenizer.encode("The quick brown fox jumps over the lazy dog.")
@@ -213,3 +215,4 @@ of shape (in, out) and computes `x @ W + b`. PyTorch's `nn.Linear` stores (out, 
 else (embeddings, LayerNorms, biases) copies as is, and every shape is checked.
 """)
 ui.show_code(GPT.from_hf, compare_with_hf)
+page.footer(4)

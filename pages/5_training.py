@@ -7,23 +7,22 @@ import pandas as pd
 import streamlit as st
 import torch
 
-import ui
-from gptcore import budget, charts, lab as labmod, train as trainmod
+from classroom import charts, lab as labmod, page, shared, state, widgets as ui
+from gptcore import budget, checkpoint as ckptmod, trainer as trainmod
 from gptcore.generate import generate
 from gptcore.model import GPT, GPTConfig
 from gptcore.tokenizers import TiktokenTokenizer
 
-ui.page_setup()
-ui.lesson_header(5, "Training lab", """
+page.setup(5, """
 Training repeats one loop: take a batch of windows, compute the loss (how surprised the model
 is by each next token), compute gradients, and nudge every weight downhill with AdamW. Press
 **Train** and watch the loss fall; the run keeps going while you read other lessons.
 """)
 
 K = "l5_"
-lab = ui.shared_lab()
+lab = shared.shared_lab()
 caps = lab.caps
-runs = st.session_state.setdefault(ui.Keys.lab, [])
+runs = st.session_state.setdefault(state.Keys.runs, [])
 MAX_RUNS_WITH_WEIGHTS = 4  # older runs keep their curves, not their weights
 current = runs[-1] if runs else None
 running = current is not None and current.active
@@ -38,8 +37,9 @@ MODEL_CHOICES = {
 
 def apply_model_choice():
     choice = MODEL_CHOICES.get(st.session_state[f"{K}model"])
-    if st.session_state[f"{K}model"] == "Lesson 4's builder" and "l4_n_layer" in st.session_state:
-        choice = {f: st.session_state[f"l4_{f}"] for f in ("n_layer", "n_head", "n_embd", "block_size")}
+    built = state.built_config()
+    if st.session_state[f"{K}model"] == "Lesson 4's builder" and built is not None:
+        choice = {f: getattr(built, f) for f in ("n_layer", "n_head", "n_embd", "block_size")}
         choice = {"n_layer": min(choice["n_layer"], 8), "n_head": min(choice["n_head"], 16),
                   "n_embd": min(choice["n_embd"], 512), "block_size": min(choice["block_size"], 256)}
     for k, v in (choice or {}).items():
@@ -51,7 +51,7 @@ if f"{K}n_layer" not in st.session_state:
     apply_model_choice()
 
 # ------------------------------------------------------------------ configuration
-corpus = ui.current_corpus()
+corpus = shared.current_corpus()
 st.subheader("1 · Set up a run")
 st.caption(f"Corpus: **{corpus.name}** ({corpus.n_chars:,} characters; change it in the "
            "sidebar). The first 90% trains, the last 10% validates.")
@@ -96,7 +96,7 @@ try:
     train_config = lab.check(model_config, trainmod.TrainConfig(
         batch_size=batch, max_iters=steps, lr=lr, min_lr=lr / 10 if cosine else lr,
         warmup_iters=min(warmup, steps), weight_decay=wd, grad_clip=clip, eval_interval=eval_every,
-        seed=ui.seed(), sample_tokens=150, eval_train_tokens=8192))
+        seed=state.seed(), sample_tokens=150, eval_train_tokens=8192))
 except ValueError as e:  # invalid shapes or over a cap
     problem = str(e)
 
@@ -145,7 +145,7 @@ else:
 # ------------------------------------------------------------------ train / stop
 st.subheader("3 · Train")
 c1, c2, c3 = st.columns([1, 1, 4])
-if c1.button("Train", type="primary", key=f"{K}train", disabled=bool(problem) or running):
+if c1.button("Train", type="primary", key=f"act_{K}train", disabled=bool(problem) or running):
     if running:
         st.warning("A run is already going: one run at a time per learner. Stop it first.")
     else:
@@ -158,7 +158,7 @@ if c1.button("Train", type="primary", key=f"{K}train", disabled=bool(problem) or
         for old in runs[:-MAX_RUNS_WITH_WEIGHTS]:  # bounded memory per learner
             old.trainer, old.model = None, None
         st.rerun()  # redraw with Train disabled, Stop enabled and the live view ticking
-if c2.button("Stop", key=f"{K}stop", disabled=not running):
+if c2.button("Stop", key=f"act_{K}stop", disabled=not running):
     current.stop()
     st.toast("Stopping…")
 with c3.expander("Attention snapshots: which layer and head"):
@@ -223,9 +223,9 @@ st.fragment(run_every=1.0 if running else None)(live_view)()
 finished = [r for r in runs if not r.active and getattr(r, "model", None) is not None]
 if finished and finished[-1] is not None:
     latest = finished[-1]
-    if st.session_state.get(ui.Keys.trained, {}).get("label") != latest.label:
-        st.session_state[ui.Keys.trained] = {"model": latest.model, "tokenizer": latest.tokenizer,
-                                             "label": latest.label}
+    trained = state.trained_model()
+    if trained is None or trained.label != latest.label:
+        state.set_trained_model(state.TrainedModel(latest.model, latest.tokenizer, latest.label))
 
 st.subheader("4 · After a run")
 if not finished:
@@ -255,10 +255,10 @@ else:
         top_p = s[2].slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{K}s_topp")
         length = s[3].slider("Tokens", 10, 500, 200, 10, key=f"{K}s_len")
         prompt = st.text_input("Prompt", "\n", key=f"{K}s_prompt", max_chars=500)
-        if st.button("Sample", key=f"{K}sample"):
+        if st.button("Sample", key=f"act_{K}sample"):
             with ui.explain_errors("sampling"):
                 ids = run.tokenizer.encode(prompt)[-run.model.config.block_size:] or [0]
-                g = torch.Generator().manual_seed(ui.seed())
+                g = torch.Generator().manual_seed(state.seed())
                 out = generate(run.model, torch.tensor([ids]), length, temperature=temp,
                                top_k=top_k or None, top_p=None if top_p >= 1 else top_p, generator=g)
                 st.code(run.tokenizer.decode(out[0].tolist()), language=None)
@@ -267,7 +267,7 @@ else:
             st.caption("Per-token loss needs held-out text from this session's corpus.")
         else:
             ids = run.val_ids[: run.model.config.block_size + 1]
-            losses = labmod.per_token_loss(run.model, ids)
+            losses = trainmod.per_token_loss(run.model, ids)
             ui.loss_spans([run.tokenizer.token_text(int(i)) for i in ids], losses)
             finite = [v for v in losses if v == v]
             st.caption(f"The first {len(ids)} tokens of the validation text, coloured by the "
@@ -291,20 +291,19 @@ else:
 
 # ------------------------------------------------------------------ runs
 st.subheader("5 · Your runs")
-upload = st.file_uploader("Upload a checkpoint (.pt)", type=["pt"], key=f"{K}upload",
+upload = st.file_uploader("Upload a checkpoint (.pt)", type=["pt"], key=f"act_{K}upload",
                           help="Saved by this lab or by `python -m gptcore.train --out`.")
 if upload is not None and st.session_state.get(f"{K}uploaded") != upload.file_id:
     st.session_state[f"{K}uploaded"] = upload.file_id
     raw = upload.getvalue()
     try:
-        ckpt = trainmod.load_checkpoint(io.BytesIO(raw), max_params=caps.max_params)
+        ckpt = ckptmod.load_checkpoint(io.BytesIO(raw), max_params=caps.max_params)
         loaded = labmod.LoadedRun(ckpt, raw, f"upload: {upload.name}")
         runs.append(loaded)
-        st.session_state[ui.Keys.trained] = {"model": loaded.model, "tokenizer": loaded.tokenizer,
-                                             "label": loaded.label}
+        state.set_trained_model(state.TrainedModel(loaded.model, loaded.tokenizer, loaded.label))
         st.success(f"Loaded {upload.name}: {loaded.model.num_params():,} parameters, step "
                    f"{loaded.step}. It is now your model in lessons 1 and 3.")
-    except trainmod.CheckpointError as e:
+    except ckptmod.CheckpointError as e:
         st.error(str(e))
 if runs:
     st.table(pd.DataFrame([r.summary() for r in runs]).set_index("run"))
@@ -316,7 +315,7 @@ if runs:
                         width="stretch")
         d1, d2 = st.columns(2)
         d1.download_button("Download the curves (CSV)", curves.rename(columns={"loss": "val_loss"})
-                           .to_csv(index=False), "gptcore-runs.csv", "text/csv", key=f"{K}csv",
+                           .to_csv(index=False), "gptcore-runs.csv", "text/csv", key=f"act_{K}csv",
                            on_click="ignore")
         with_weights = [r for r in runs if not r.active and getattr(r, "model", None) is not None
                         and (isinstance(r, labmod.LoadedRun) or r.trainer is not None)]
@@ -326,11 +325,12 @@ if runs:
             chosen_run = with_weights[[r.label for r in with_weights].index(pick)]
             d2.download_button("Download the checkpoint", chosen_run.checkpoint_bytes,
                                f"{pick.replace(' ', '-').replace(':', '')}.pt",
-                               "application/octet-stream", key=f"{K}ckpt", on_click="ignore")
+                               "application/octet-stream", key=f"act_{K}ckpt", on_click="ignore")
 else:
     st.caption("Every run of this browser session appears here, with its curve.")
 
-ui.show_code(trainmod.lr_at, trainmod.Trainer.train_step, trainmod.evaluate)
+ui.show_code(trainmod.lr_at, trainmod.train_step, trainmod.evaluate)
 st.markdown("Outgrown the browser? The same trainer runs headless: "
             "`python -m gptcore.train --preset fast-cpu --corpus input.txt`, and on many "
             "processes or GPUs with `torchrun --nproc_per_node N -m gptcore.train …`.")
+page.footer(5)

@@ -1,9 +1,10 @@
 """Home: what the course is, the lesson map, how to use it."""
 import streamlit as st
 
-import ui
+from classroom import page
+from classroom.lessons import LESSONS
 
-ui.page_setup()
+page.setup()
 
 st.title("Building GPT, step by step")
 st.markdown(
@@ -15,29 +16,11 @@ that uses it: each lesson has a *Show the gptcore code* box with the exact sourc
 """
 )
 
-LESSONS = [
-    ("pages/1_setup.py", "1 · Setup: meet a real GPT",
-     "Load DistilGPT2, see its tokens and next-token probabilities, and steer sampling: "
-     "temperature, top-k, top-p, seed, one token per click."),
-    ("pages/2_tokenization.py", "2 · Tokenization & data",
-     "Characters, words, a BPE you train live and GPT-2's BPE side by side; sliding "
-     "windows, batches, padding and a leak-free train/validation split."),
-    ("pages/3_attention.py", "3 · Attention",
-     "Scores, softmax and weighted sums with real numbers; scaling, causal and padding "
-     "masks as switches; heads one by one; attention maps of a real model."),
-    ("pages/4_gpt.py", "4 · GPT architecture",
-     "Build a GPT with sliders, count its parameters and FLOPs, trace every shape, and "
-     "prove gptcore's GPT computes exactly what GPT-2 computes."),
-    ("pages/5_training.py", "5 · Training lab",
-     "Train a GPT in your browser with a live loss chart, read its samples improve, "
-     "compare runs, and download your checkpoint."),
-]
-
 st.subheader("The lessons")
-for path, title, blurb in LESSONS:
+for lesson in LESSONS:
     with st.container(border=True):
-        st.page_link(path, label=f"**{title}**")
-        st.caption(blurb)
+        st.page_link(lesson.page, label=f"**{lesson.nav_title}**")
+        st.caption(lesson.blurb)
 
 st.subheader("How to use it")
 st.markdown(

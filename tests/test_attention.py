@@ -3,6 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gptcore.config import GPTConfig
 from gptcore.attention import (MultiHeadAttention, causal_mask, padding_mask,
                                scaled_dot_product_attention)
 
@@ -50,7 +51,7 @@ def test_padding_mask_equals_torch_and_ignores_pads(qkv):
 def test_multihead_equals_nn_multiheadattention(n_head):
     torch.manual_seed(n_head)
     C, T = 16, 5
-    ours = MultiHeadAttention(C, n_head, causal=True, fast=False).eval()
+    ours = MultiHeadAttention(GPTConfig(n_embd=C, n_head=n_head, fast_attention=False)).eval()
     ref = nn.MultiheadAttention(C, n_head, batch_first=True).eval()
     with torch.no_grad():
         ref.in_proj_weight.copy_(ours.c_attn.weight)  # both store q, k, v stacked as (3C, C)
@@ -70,8 +71,8 @@ def test_multihead_equals_nn_multiheadattention(n_head):
 
 def test_fast_path_equals_explicit_path():
     torch.manual_seed(0)
-    explicit = MultiHeadAttention(24, 3, fast=False).eval()
-    fast = MultiHeadAttention(24, 3, fast=True).eval()
+    explicit = MultiHeadAttention(GPTConfig(n_embd=24, n_head=3, fast_attention=False)).eval()
+    fast = MultiHeadAttention(GPTConfig(n_embd=24, n_head=3, fast_attention=True)).eval()
     fast.load_state_dict(explicit.state_dict())
     x = torch.randn(2, 9, 24)
     torch.testing.assert_close(fast(x)[0], explicit(x)[0], atol=1e-5, rtol=1e-5)
@@ -79,7 +80,7 @@ def test_fast_path_equals_explicit_path():
 
 def test_future_tokens_do_not_change_the_past():
     torch.manual_seed(0)
-    attn = MultiHeadAttention(16, 4).eval()
+    attn = MultiHeadAttention(GPTConfig(n_embd=16, n_head=4)).eval()
     x = torch.randn(1, 8, 16)
     x2 = x.clone()
     x2[:, 5:] = torch.randn(1, 3, 16)
@@ -90,7 +91,7 @@ def test_future_tokens_do_not_change_the_past():
 
 def test_one_token_and_kv_cache():
     torch.manual_seed(0)
-    attn = MultiHeadAttention(8, 2).eval()
+    attn = MultiHeadAttention(GPTConfig(n_embd=8, n_head=2)).eval()
     x = torch.randn(1, 6, 8)
     full, _, _ = attn(x)
     y1, _, past = attn(x[:, :5])
@@ -102,4 +103,4 @@ def test_one_token_and_kv_cache():
 
 def test_width_must_divide_heads():
     with pytest.raises(ValueError, match="divisible"):
-        MultiHeadAttention(10, 3)
+        MultiHeadAttention(GPTConfig(n_embd=10, n_head=3))

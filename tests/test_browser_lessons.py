@@ -89,7 +89,8 @@ def test_training_live_chart_stop_table_and_navigation(page):
     browser.shoot(page, "lesson5-stopped")
 
     page.get_by_role("button", name="Train").click()  # run 2: leave and come back
-    page.wait_for_function("() => /step [1-9]/.test(document.body.innerText)", timeout=60_000)
+    page.wait_for_function("() => /run 2: step [1-9]/.test(document.body.innerText)",
+                           timeout=60_000)
     left_at = progress_step(page)
     page.locator("[data-testid='stSidebarNavLink']", has_text="Tokenization").click()
     browser.wait_settled(page)

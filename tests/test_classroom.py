@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptcore.lab import Caps, CapError, Lab, TrainingRun
+from classroom.lab import Caps, CapError, Lab, TrainingRun
 from gptcore.model import GPTConfig
-from gptcore.train import TrainConfig
+from gptcore.trainer import TrainConfig
 from tests import browser
 from tests.conftest import REPORT, make_tiny_gpt2
 from tests.test_app_pages import PAGES, no_exception, open_page
@@ -85,11 +85,11 @@ def test_bad_text_on_every_text_page(name):
 
 def test_binary_and_oversized_files_as_text():
     at = open_page("pages/2_tokenization.py")
-    at.file_uploader(key="l2_upload").upload("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00", "text/plain").run()
+    at.file_uploader(key="act_l2_upload").upload("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00", "text/plain").run()
     no_exception(at)
     assert any("binary" in e.value for e in at.error)
     record("2_tokenization", "binary file as text", at.error[0].value[:90])
-    at.file_uploader(key="l2_upload").upload("big.txt", b"a" * (1_000_001), "text/plain").run()
+    at.file_uploader(key="act_l2_upload").upload("big.txt", b"a" * (1_000_001), "text/plain").run()
     no_exception(at)
     assert any("limit" in e.value for e in at.error)
     record("2_tokenization", "1 MB+ file as text", at.error[0].value[:90])
@@ -101,7 +101,7 @@ def test_corrupt_and_foreign_checkpoints():
     for name, content in cases.items():
         if content is None:
             from gptcore.model import GPT
-            from gptcore.train import Trainer
+            from gptcore.trainer import Trainer
 
             model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=1, n_embd=8))
             ids = torch.arange(100) % 10
@@ -111,7 +111,7 @@ def test_corrupt_and_foreign_checkpoints():
             torch.save(ckpt, buffer)
             content = buffer.getvalue()
         at = open_page("pages/5_training.py")
-        at.file_uploader(key="l5_upload").upload(f"{name}.pt", content).run()
+        at.file_uploader(key="act_l5_upload").upload(f"{name}.pt", content).run()
         no_exception(at)
         assert at.error, name
         record("5_training", name, at.error[0].value[:90])
@@ -128,7 +128,7 @@ def test_extreme_sliders_everywhere():
     for key, value in [("l5_n_layer", 8), ("l5_n_embd", 512), ("l5_block_size", 256), ("l5_batch", 64)]:
         at.slider(key=key).set_value(value).run()
     no_exception(at)
-    assert at.error and at.button(key="l5_train").disabled
+    assert at.error and at.button(key="act_l5_train").disabled
     record("5_training", "biggest sliders (8×512, ctx 256)", at.error[0].value[:90])
     at = open_page("pages/1_setup.py")
     for key, value in [("l1_temperature", 0.05), ("l1_top_k", 100), ("l1_top_p", 0.01), ("l1_max_new", 200)]:
@@ -139,16 +139,16 @@ def test_extreme_sliders_everywhere():
 
 def test_stop_before_train_and_train_twice():
     at = open_page("pages/5_training.py")
-    assert at.button(key="l5_stop").disabled
+    assert at.button(key="act_l5_stop").disabled
     record("5_training", "Stop before Train", "Stop is disabled until a run starts")
     at.selectbox(key="l5_model").set_value("Tiny (2 layers × 2 heads × 64, context 32)").run()
     at.slider(key="l5_steps").set_value(2000).run()
-    at.button(key="l5_train").click().run()
-    assert at.button(key="l5_train").disabled  # a second press is impossible while it runs
-    run = at.session_state["training_lab"][-1]
+    at.button(key="act_l5_train").click().run()
+    assert at.button(key="act_l5_train").disabled  # a second press is impossible while it runs
+    run = at.session_state["training_runs"][-1]
     while run.active and not run.snapshot()["steps"]:
         time.sleep(0.1)
-    at.button(key="l5_stop").click().run()
+    at.button(key="act_l5_stop").click().run()
     deadline = time.time() + 10
     while run.active and time.time() < deadline:
         time.sleep(0.2)
@@ -171,7 +171,7 @@ def test_caps_cannot_be_bypassed():
                                                             n_head=1, block_size=8),
                       TrainConfig(max_iters=50, max_seconds=10_000))
     assert run.train_config.max_seconds == 5
-    record("(server)", "a run over the caps", "refused by gptcore.lab before it starts")
+    record("(server)", "a run over the caps", "refused by classroom.lab before it starts")
 
 
 def test_queue_beyond_the_concurrency_cap():

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gptcore import corpora, hub
+from classroom import corpora, hub
 
 BODY = ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200).encode()
 
@@ -108,11 +108,3 @@ def test_local_model_folder_loads_and_is_read_only(tiny_gpt2_dir, tmp_path):
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     with pytest.raises(hub.ModelUnavailable, match="config.json"):
         hub.load_pretrained(tmp_path)
-
-
-def test_gptcore_never_imports_streamlit():
-    code = ("import sys, pkgutil, importlib, gptcore\n"
-            "for m in pkgutil.iter_modules(gptcore.__path__):\n"
-            "    importlib.import_module('gptcore.' + m.name)\n"
-            "assert 'streamlit' not in sys.modules, 'gptcore imported streamlit'\n")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=corpora.DATA_DIR.parent)

@@ -68,3 +68,21 @@ def test_kv_cache_equals_recompute_beyond_the_context():
     idx = torch.randint(0, 97, (1, 10), generator=torch.Generator().manual_seed(1))
     cached = generate(model, idx, 80, temperature=0)  # 90 tokens > context of 64
     assert torch.equal(cached, generate(model, idx, 80, temperature=0, use_cache=False))
+
+
+def test_generate_works_with_any_module_returning_logits_and_loss():
+    """A learner's own GPT has no KV cache and no `config`: generate feeds it the window."""
+    import torch.nn as nn
+
+    class Bigram(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Embedding(5, 5)
+            with torch.no_grad():  # each token strongly predicts the next one, cyclically
+                self.table.weight.copy_(torch.eye(5).roll(1, dims=1) * 20)
+
+        def forward(self, idx, targets=None):
+            return self.table(idx), None
+
+    out = generate(Bigram(), torch.tensor([[0]]), 6, temperature=0)
+    assert out.tolist() == [[0, 1, 2, 3, 4, 0, 1]]

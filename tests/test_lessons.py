@@ -52,14 +52,14 @@ def test_setup_controls_change_the_output(tiny_gpt2_dir, monkeypatch):
     at.slider(key="l1_top_p").set_value(1.0).run()
     at.slider(key="l1_top_k").set_value(0).run()
     at.text_area(key="l1_prompt").input("Once upon a time").run()
-    at.button(key="l1_generate").click().run()
+    at.button(key="act_l1_generate").click().run()
     first = [m.value for m in at.markdown if m.value.startswith("**Once upon a time**")]
     at.sidebar.number_input(key="seed").set_value(7).run()
-    at.button(key="l1_generate").click().run()
+    at.button(key="act_l1_generate").click().run()
     second = [m.value for m in at.markdown if m.value.startswith("**Once upon a time**")]
     assert first and second and first != second  # a new seed samples new text
     for _ in range(3):
-        at.button(key="l1_next").click().run()
+        at.button(key="act_l1_next").click().run()
     no_exception(at)
     assert any("Step 3" in str(c.proto) for c in at.get("vega_lite_chart"))
     at.text_area(key="l1_prompt").input("").run()  # empty prompt: starts from <|endoftext|>
@@ -84,10 +84,10 @@ def test_tokenization_sliders_change_spans_and_windows():
 
 def test_tokenization_upload_is_checked():
     at = open_page("pages/2_tokenization.py")
-    at.file_uploader(key="l2_upload").upload("latin.txt", "café".encode("latin-1"), "text/plain").run()
+    at.file_uploader(key="act_l2_upload").upload("latin.txt", "café".encode("latin-1"), "text/plain").run()
     no_exception(at)
     assert any("not UTF-8" in e.value for e in at.error)
-    at.file_uploader(key="l2_upload").upload("ok.txt", "héllo wörld".encode(), "text/plain").run()
+    at.file_uploader(key="act_l2_upload").upload("ok.txt", "héllo wörld".encode(), "text/plain").run()
     assert any("Using the uploaded file ok.txt" in c.value for c in at.caption)
 
 
@@ -112,7 +112,7 @@ def test_attention_every_control_changes_the_picture():
 
 def test_attention_causal_experiment_shows_the_cheat():
     at = open_page("pages/3_attention.py")
-    at.button(key="l3_train_causal").click().run()
+    at.button(key="act_l3_train_causal").click().run()
     no_exception(at)
     losses = {m.label: float(m.value) for m in at.metric if m.label.startswith("validation")}
     assert losses["validation loss without mask"] < losses["validation loss with mask"] - 0.5
@@ -149,7 +149,7 @@ def test_gpt_builder_presets_and_limits():
 def test_gpt_weight_port_report(tiny_gpt2_dir, monkeypatch):
     monkeypatch.setenv("GPTCORE_MODEL_DIR", str(tiny_gpt2_dir))
     at = open_page("pages/4_gpt.py")
-    at.button(key="l4_port").click().run()
+    at.button(key="act_l4_port").click().run()
     no_exception(at)
     assert at.success and "predicted next token is the same" in at.success[0].value
 
@@ -161,7 +161,7 @@ def wait_for_run(at, seconds=120):
     import time
 
     deadline = time.time() + seconds
-    run = at.session_state["training_lab"][-1]
+    run = at.session_state["training_runs"][-1]
     while run.active and time.time() < deadline:
         time.sleep(0.5)
     at.run()
@@ -179,14 +179,14 @@ def test_training_lab_trains_compares_and_round_trips_a_checkpoint():
     at = open_page("pages/5_training.py")
     no_exception(at)
     small_lab(at)
-    at.button(key="l5_train").click().run()
+    at.button(key="act_l5_train").click().run()
     run = wait_for_run(at)
     no_exception(at)
     assert run.snapshot()["status"] == "done"
     assert any(m.label == "perplexity" for m in at.metric)
-    assert at.session_state["trained_model"]["label"] == "run 1"
+    assert at.session_state["trained_model"].label == "run 1"
     raw = run.checkpoint_bytes()
-    at.file_uploader(key="l5_upload").upload("mine.pt", raw).run()
+    at.file_uploader(key="act_l5_upload").upload("mine.pt", raw).run()
     no_exception(at)
     assert any("Loaded mine.pt" in s.value for s in at.success)
     table = at.table[-1].value
@@ -204,7 +204,7 @@ def test_training_lab_rejects_bad_checkpoints(content, message):
         torch.save({"state_dict": make_tiny_gpt2().state_dict()}, buffer)
         content = buffer.getvalue()
     at = open_page("pages/5_training.py")
-    at.file_uploader(key="l5_upload").upload("bad.pt", content).run()
+    at.file_uploader(key="act_l5_upload").upload("bad.pt", content).run()
     no_exception(at)
     assert any(message in e.value for e in at.error)
 
@@ -214,10 +214,10 @@ def test_training_lab_diverging_learning_rate_and_caps():
     small_lab(at, steps=100)
     at.select_slider(key="l5_lr").set_value(100.0).run()
     at.slider(key="l5_clip").set_value(0.0).run()
-    at.button(key="l5_train").click().run()
+    at.button(key="act_l5_train").click().run()
     run = wait_for_run(at)
     assert run.snapshot()["status"] == "diverged"
     assert any("diverged" in e.value for e in at.error)
     at.radio(key="l5_tok").set_value("gpt2").run()  # 50,257 × 128 embeddings: over the cap
     assert any("limit here" in e.value for e in at.error)
-    assert at.button(key="l5_train").disabled
+    assert at.button(key="act_l5_train").disabled

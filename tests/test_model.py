@@ -113,3 +113,26 @@ def test_context_overflow_is_explained():
     model = GPT(GPTConfig(vocab_size=10, block_size=4, n_layer=1, n_head=1, n_embd=4))
     with pytest.raises(ValueError, match="exceed the context"):
         model(torch.zeros(1, 5, dtype=torch.long))
+
+
+def test_forward_accepts_targets_that_are_a_slice():
+    """targets = idx[:, 1:] is not contiguous: the loss must still be computed (not raise)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    idx = torch.randint(0, 11, (3, 9))
+    logits, loss = model(idx[:, :-1], idx[:, 1:])
+    expected = F.cross_entropy(logits.reshape(-1, 11), idx[:, 1:].reshape(-1))
+    assert torch.allclose(loss, expected)
+
+
+def test_one_translation_of_a_gpt2_config():
+    """from_hf and config_of read a GPT-2 config the same way, and refuse what gptcore lacks."""
+    from gptcore.hf import config_from_hf, config_of
+
+    hf = make_tiny_gpt2(n_layer=1, vocab_size=50)
+    assert config_of(hf) == GPT.from_hf(hf).config == config_from_hf(hf.config)
+    hf.config.activation_function = "silu"
+    with pytest.raises(ValueError, match="silu"):
+        config_of(hf)
+    with pytest.raises(ValueError, match="silu"):
+        GPT.from_hf(hf)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from gptcore.model import GPT, GPTConfig
-from gptcore.train import (CheckpointError, TrainConfig, Trainer, load_checkpoint, lr_at,
-                           prepare_data)
+from gptcore.checkpoint import CheckpointError, load_checkpoint
+from gptcore.trainer import Ending, TrainConfig, Trainer, lr_at, prepare_data
 from tests.conftest import ROOT
 
 TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
@@ -30,7 +30,7 @@ def test_loss_falls_and_events_arrive():
     trainer = small_run(steps=80)
     trainer.on_event = events.append
     result = trainer.run()
-    history = result["history"]
+    history = result.history
     assert history[0]["iter"] == 0 and history[-1]["iter"] == 80
     assert history[-1]["val_loss"] < history[0]["val_loss"] - 1.0
     assert abs(history[0]["val_loss"] - math.log(trainer.tokenizer.vocab_size)) < 0.3
@@ -42,8 +42,8 @@ def test_loss_falls_and_events_arrive():
 
 
 def test_same_seed_same_curve():
-    a = small_run(seed=3).run()["history"]
-    b = small_run(seed=3).run()["history"]
+    a = small_run(seed=3).run().history
+    b = small_run(seed=3).run().history
     assert [h["val_loss"] for h in a] == [h["val_loss"] for h in b]
 
 
@@ -59,7 +59,7 @@ def test_schedule_matches_its_formula():
 
 
 def test_checkpoint_round_trip_and_resume_continue_the_same_curve(tmp_path):
-    straight = small_run(steps=60).run()["history"]
+    straight = small_run(steps=60).run().history
     first = small_run(steps=60)
     first.run(should_stop=lambda: first.step >= 40)  # stopped mid-run, same schedule
     path = first.save(tmp_path / "ckpt.pt")
@@ -70,7 +70,7 @@ def test_checkpoint_round_trip_and_resume_continue_the_same_curve(tmp_path):
     torch.testing.assert_close(ckpt["model_obj"](idx)[0], first.model.eval()(idx)[0])
     resumed = small_run(steps=60)
     resumed.load_state(torch.load(path, weights_only=True))
-    history = resumed.run()["history"]
+    history = resumed.run().history
     assert [h["iter"] for h in history] == [h["iter"] for h in straight]
     for a, b in zip(history, straight):
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-4)
@@ -79,7 +79,7 @@ def test_checkpoint_round_trip_and_resume_continue_the_same_curve(tmp_path):
 def test_huge_learning_rate_stops_with_a_clear_reason():
     trainer = small_run(steps=200, lr=1e6, eval_interval=5, grad_clip=0.0)
     result = trainer.run()
-    assert result["reason"].startswith("the loss became") and "diverged" in result["reason"]
+    assert result.outcome.ending is Ending.DIVERGED and "diverged" in str(result.outcome)
     logits, _ = trainer.model(torch.zeros(1, 4, dtype=torch.long))
     assert torch.isfinite(logits).all()  # the last good weights came back
 
@@ -87,8 +87,8 @@ def test_huge_learning_rate_stops_with_a_clear_reason():
 def test_stop_keeps_the_history():
     trainer = small_run(steps=1000, eval_interval=10)
     result = trainer.run(should_stop=lambda: trainer.step >= 25)
-    assert result["reason"].startswith("stopped by you") and result["steps"] == 25
-    assert [h["iter"] for h in result["history"]] == [0, 10, 20]
+    assert result.outcome.ending is Ending.STOPPED and result.steps == 25
+    assert [h["iter"] for h in result.history] == [0, 10, 20]
 
 
 def test_bad_checkpoints_get_plain_messages(tmp_path):

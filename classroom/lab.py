@@ -1,4 +1,4 @@
-"""A training run in a background thread, for an interactive app (no UI code here).
+"""Training runs in background threads for the hosted app: caps, a queue, snapshots.
 
 `TrainingRun` owns one Trainer in a daemon thread; the UI polls `snapshot()` and never
 blocks. Every run passes through `Lab`, which enforces the host's caps (parameters, steps,
@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from gptcore.budget import num_params
+from gptcore.checkpoint import save_checkpoint
 from gptcore.model import GPT, GPTConfig
-from gptcore.train import TrainConfig, Trainer, prepare_data, save_checkpoint
+from gptcore.trainer import Ending, TrainConfig, Trainer, prepare_data
 
 
 def _env_int(name: str, default: int) -> int:
@@ -110,12 +111,32 @@ def _next_id() -> int:
         return next(_ids)
 
 
+STATUS_OF = {Ending.FINISHED: "done", Ending.REACHED_TARGET: "done", Ending.STOPPED: "stopped",
+             Ending.TIMED_OUT: "timed out", Ending.DIVERGED: "diverged"}
+
+
+def describe(outcome) -> str:
+    """How a run ended, in the lab's words."""
+    e, step, value = outcome.ending, outcome.step, outcome.value
+    if e is Ending.FINISHED:
+        return f"Finished {step:,} steps."
+    if e is Ending.REACHED_TARGET:
+        return f"Reached the target validation loss ({value:.4f}) at step {step:,}."
+    if e is Ending.STOPPED:
+        return f"Stopped by you at step {step:,}."
+    if e is Ending.TIMED_OUT:
+        return f"Stopped at this server's time limit of {value:.0f} s, at step {step:,}."
+    return (f"The loss became {value} at step {step:,}: training diverged (the learning rate "
+            "is probably too high). The weights from the last good evaluation were kept.")
+
+
 @dataclass
 class RunState:
     """What the UI reads. Written by the worker under `lock`, copied out by `snapshot()`."""
 
-    status: str = "queued"  # queued, preparing, training, done, stopped, diverged, failed
+    status: str = "queued"  # queued, preparing, training, done, stopped, timed out, diverged, failed
     message: str = ""
+    outcome: object = None  # gptcore.trainer.Outcome once the trainer has ended
     steps: list = field(default_factory=list)  # (iter, loss)
     evals: list = field(default_factory=list)  # eval records (with sample and attention)
     tokens_per_s: float = 0.0
@@ -199,12 +220,9 @@ class TrainingRun:
                                    snapshot_layer=min(self.snapshot_layer, config.n_layer - 1),
                                    snapshot_head=min(self.snapshot_head, config.n_head - 1))
             self._set(status="training", message="Training…")
-            result = self.trainer.run(should_stop=self._stop.is_set)
-            reason = result["reason"]
-            status = ("diverged" if reason.startswith("the loss became") else
-                      "stopped" if reason.startswith("stopped by you") else "done")
-            self._set(status=status, message=reason[:1].upper() + reason[1:] + ".",
-                      finished=time.time())
+            outcome = self.trainer.run(should_stop=self._stop.is_set).outcome
+            self._set(status=STATUS_OF[outcome.ending], message=describe(outcome),
+                      outcome=outcome, finished=time.time())
         except Exception as e:  # noqa: BLE001 - the learner gets the reason, the app lives on
             self._set(status="failed", message=f"The run failed: {e}", finished=time.time())
         finally:
@@ -244,15 +262,6 @@ class TrainingRun:
                 "perplexity": round(math.exp(val), 2) if val is not None else None,
                 "time (s)": round(snap["elapsed_s"], 1),
                 "tokens/s": round(snap["tokens_per_s"])}
-
-
-@torch.no_grad()
-def per_token_loss(model: GPT, ids: torch.Tensor) -> list[float]:
-    """Cross-entropy of each token given the ones before it (the first token has none)."""
-    ids = ids[: model.config.block_size + 1]
-    logits, _ = model(ids[None, :-1])
-    losses = torch.nn.functional.cross_entropy(logits[0], ids[1:], reduction="none")
-    return [float("nan")] + losses.tolist()
 
 
 class LoadedRun:

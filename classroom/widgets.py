@@ -1,0 +1,84 @@
+"""The pieces every page draws with: token spans, loss colouring, "show the code", plain
+error messages instead of tracebacks, bounded text inputs."""
+from __future__ import annotations
+
+import contextlib
+import html
+import inspect
+import logging
+
+import streamlit as st
+
+log = logging.getLogger("gptcourse")
+PALETTE = ["#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6", "#a0c4ff", "#ffadad"]
+MAX_TEXT_CHARS = 20_000
+
+
+def visible(text: str) -> str:
+    """Make spaces and line breaks inside a token visible."""
+    return (text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+            .replace("\r", "␍") or "∅")
+
+
+def token_spans(texts: list[str], ids: list[int] | None = None, highlight: set[int] = frozenset(),
+                max_tokens: int = 400) -> None:
+    """Tokens as coloured spans, ids underneath; `highlight` marks positions (e.g. <unk>) in red."""
+    parts = []
+    for i, text in enumerate(texts[:max_tokens]):
+        colour = "#ff8a8a" if i in highlight else PALETTE[i % len(PALETTE)]
+        id_line = f"<sub style='opacity:.65'>{ids[i]}</sub>" if ids is not None else ""
+        parts.append(
+            f"<span style='background:{colour};border-radius:4px;padding:1px 3px;margin:1px;"
+            f"display:inline-block;font-family:monospace;line-height:1.9'>"
+            f"{html.escape(visible(text))}{id_line}</span>"
+        )
+    more = len(texts) - max_tokens
+    if more > 0:
+        parts.append(f"<span style='opacity:.6'> … and {more:,} more tokens</span>")
+    st.markdown("<div>" + "".join(parts) + "</div>", unsafe_allow_html=True)
+
+
+def show_code(*objects, label: str = "Show the gptcore code behind these numbers") -> None:
+    """An expander with the source of the functions or classes that produced a view."""
+    with st.expander(label):
+        for obj in objects:
+            st.caption(f"`{obj.__module__}.{obj.__qualname__}`")
+            st.code(inspect.getsource(obj), language="python")
+
+
+@contextlib.contextmanager
+def explain_errors(what: str):
+    """Turn an unexpected error into a plain message in the page; never a traceback."""
+    try:
+        yield
+    except Exception as e:  # st.rerun/st.stop are BaseExceptions and pass through  # noqa: BLE001 - the page must survive anything a learner does
+        log.exception("error while %s", what)
+        st.error(f"Something went wrong while {what}: {e}. Nothing you made was lost; "
+                 "try other settings.")
+
+
+def bounded_text(text: str, what: str = "text") -> str:
+    """Cut very long input with a message instead of freezing the page."""
+    if len(text) > MAX_TEXT_CHARS:
+        st.warning(f"The {what} has {len(text):,} characters; this view uses the first "
+                   f"{MAX_TEXT_CHARS:,}.")
+        return text[:MAX_TEXT_CHARS]
+    return text
+
+
+def loss_spans(texts: list[str], losses: list[float], max_tokens: int = 300) -> None:
+    """Tokens coloured by their loss: green = predicted well, red = surprised."""
+    finite = [v for v in losses if v == v]
+    top = max(finite, default=1.0) or 1.0
+    parts = []
+    for text, loss in list(zip(texts, losses))[:max_tokens]:
+        if loss != loss:  # the first token has nothing to be predicted from
+            colour, tip = "#eeeeee", "no context"
+        else:
+            r = min(loss / top, 1.0)
+            colour = f"rgb({int(120 + 135 * r)},{int(220 - 140 * r)},{int(140 - 60 * r)})"
+            tip = f"loss {loss:.2f}"
+        parts.append(f"<span title='{tip}' style='background:{colour};border-radius:3px;"
+                     f"padding:1px 2px;margin:1px;display:inline-block;font-family:monospace'>"
+                     f"{html.escape(visible(text))}</span>")
+    st.markdown("<div>" + "".join(parts) + "</div>", unsafe_allow_html=True)
