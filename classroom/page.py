@@ -6,6 +6,7 @@ import streamlit as st
 
 from classroom import corpora, models, state
 from classroom.lessons import BY_NUMBER, LESSONS
+from classroom.progress import progress
 from classroom.shared import UPLOAD_LABEL, current_corpus, hub_status, load_corpus
 from classroom.state import Keys
 
@@ -38,12 +39,27 @@ def sidebar() -> None:
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=Keys.seed,
                         help="One seed for every random choice in the lessons.")
         st.markdown(f"**Active model:** {models.active_model_label()}")
+        progress_summary()
         status = hub_status()
         if status.online:
             st.caption(":material/cloud_done: Hugging Face Hub reachable")
         else:
             st.caption(":material/cloud_off: Hugging Face Hub unreachable: lesson 1 offers "
                        "offline models.", help=status.reason)
+
+
+def progress_summary() -> None:
+    """Exercises passed and questions answered, per lesson, in one line each."""
+    record = progress()
+    lines = []
+    for lesson in LESSONS:
+        n = record.lesson_counts(lesson.number)
+        if n["exercises"] or n["questions"]:
+            mark = " ✅" if n["passed"] == n["exercises"] and n["answered"] == n["questions"] else ""
+            lines.append(f"{lesson.number}: {n['passed']}/{n['exercises']} exercises · "
+                         f"{n['answered']}/{n['questions']} predictions{mark}")
+    if lines:
+        st.markdown("**Your progress**  \n" + "  \n".join(lines))
 
 
 def setup(lesson: int = 0, intro: str = "") -> None:

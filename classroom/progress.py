@@ -1,0 +1,82 @@
+"""What a learner has done: their code per exercise, which exercises passed, their committed
+predictions. Kept in the session, shown per lesson, and carried between visits as a small
+JSON file the learner downloads and uploads again (validated like any upload).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from gptcore.exercises import BY_ID, EXERCISES, QUESTIONS
+
+FORMAT = "gptcourse-progress-1"
+MAX_FILE_BYTES = 1_000_000
+MAX_CODE_CHARS = 64 * 1024
+QUESTIONS_BY_ID = {q.id: q for q in QUESTIONS}
+
+
+class ProgressError(ValueError):
+    """A progress file cannot be used; the message says why in plain words."""
+
+
+@dataclass
+class Progress:
+    code: dict[str, str] = field(default_factory=dict)  # exercise id -> the learner's code
+    passed: set[str] = field(default_factory=set)  # exercise ids whose last check passed
+    predictions: dict[str, object] = field(default_factory=dict)  # question id -> prediction
+
+    def lesson_counts(self, lesson: int) -> dict[str, int]:
+        exercises = [e.id for e in EXERCISES if e.lesson == lesson]
+        questions = [q.id for q in QUESTIONS if q.lesson == lesson]
+        return {"passed": sum(i in self.passed for i in exercises), "exercises": len(exercises),
+                "answered": sum(i in self.predictions for i in questions),
+                "questions": len(questions)}
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT, "code": self.code, "passed": sorted(self.passed),
+                           "predictions": self.predictions}, indent=1, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> "Progress":
+        """Parse and validate a progress file; unknown exercises and questions are refused."""
+        if len(raw) > MAX_FILE_BYTES:
+            raise ProgressError(f"This file is {len(raw):,} bytes; a progress file is far "
+                                f"smaller (at most {MAX_FILE_BYTES:,}).")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ProgressError("This is not a progress file saved by this course (it is not "
+                                f"valid JSON: {e}).") from e
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ProgressError("This JSON file is not a progress file saved by this course.")
+        code, passed, predictions = data.get("code"), data.get("passed"), data.get("predictions")
+        if not (isinstance(code, dict) and isinstance(passed, list) and isinstance(predictions, dict)):
+            raise ProgressError("The progress file is damaged: code, passed and predictions "
+                                "must be present.")
+        for exercise_id, source in code.items():
+            if exercise_id not in BY_ID:
+                raise ProgressError(f"The progress file names an exercise this course does not "
+                                    f"have: {exercise_id!r}.")
+            if not isinstance(source, str) or len(source) > MAX_CODE_CHARS:
+                raise ProgressError(f"The code saved for {exercise_id} is not text or is too long.")
+        if not all(isinstance(i, str) and i in BY_ID for i in passed):
+            raise ProgressError("The progress file lists an unknown exercise as passed.")
+        for question_id, guess in predictions.items():
+            question = QUESTIONS_BY_ID.get(question_id)
+            if question is None:
+                raise ProgressError(f"The progress file names an unknown question: {question_id!r}.")
+            valid = (isinstance(guess, int) and not isinstance(guess, bool)
+                     and 0 <= guess < len(question.options)) if question.options else \
+                (isinstance(guess, (int, float)) and not isinstance(guess, bool))
+            if not valid:
+                raise ProgressError(f"The prediction saved for {question_id} is not a valid answer.")
+        return cls(dict(code), set(passed), dict(predictions))
+
+
+def progress() -> Progress:
+    """This learner's progress (created empty on first use)."""
+    from classroom.state import Keys
+
+    return st.session_state.setdefault(Keys.progress, Progress())
