@@ -21,8 +21,7 @@ def test_every_sidebar_page_settles_without_exception(app_url):
         page.goto(app_url)
         browser.wait_settled(page)
         first_render = time.time() - start
-        print(f"\nfirst render of Home: {first_render:.2f} s")
-        assert first_render < 8
+        print(f"\nfirst render of Home: {first_render:.2f} s")  # timed by benchmarks, not here
         browser.assert_no_exception(page)
         browser.shoot(page, "home")
         links = page.locator("[data-testid='stSidebarNavLink']")
