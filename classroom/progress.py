@@ -80,3 +80,14 @@ def progress() -> Progress:
     from classroom.state import Keys
 
     return st.session_state.setdefault(Keys.progress, Progress())
+
+
+def restore(raw: bytes) -> Progress:
+    """Replace this learner's progress with an uploaded file's (ProgressError if invalid)."""
+    from classroom.state import Keys
+
+    loaded = Progress.from_json(raw)
+    st.session_state[Keys.progress] = loaded
+    for key in [k for k in st.session_state if str(k).startswith("ex:")]:
+        del st.session_state[key]  # editors reopen on the restored code, with no stale result
+    return loaded

@@ -1,7 +1,7 @@
 """Home: what the course is, the lesson map, how to use it."""
 import streamlit as st
 
-from classroom import page
+from classroom import page, progress
 from classroom.lessons import LESSONS
 
 page.setup()
@@ -17,10 +17,37 @@ that uses it: each lesson has a *Show the gptcore code* box with the exact sourc
 )
 
 st.subheader("The lessons")
+record = progress.progress()
 for lesson in LESSONS:
     with st.container(border=True):
-        st.page_link(lesson.page, label=f"**{lesson.nav_title}**")
-        st.caption(lesson.blurb)
+        left, right = st.columns([3, 1])
+        left.page_link(lesson.page, label=f"**{lesson.nav_title}**")
+        left.caption(lesson.blurb)
+        n = record.lesson_counts(lesson.number)
+        right.caption(f"**Build it yourself:** {n['passed']} of {n['exercises']} exercises passed"
+                      f"  \n**Predict, then see:** {n['answered']} of {n['questions']} answered")
+
+st.subheader("Your work, to take with you")
+st.markdown("Your code for every exercise, which ones passed and your predictions live in this "
+            "browser session. Download them as a small file and upload it later (here or on "
+            "another computer) to carry on where you left off.")
+c1, c2 = st.columns(2)
+c1.download_button("Download my progress", record.to_json(), "gpt-course-progress.json",
+                   "application/json", key="act_progress_download", on_click="ignore",
+                   icon=":material/download:")
+upload = c2.file_uploader("Upload a progress file", type=["json"], key="act_progress_upload")
+if upload is not None and st.session_state.get("progress_uploaded") != upload.file_id:
+    try:
+        restored = progress.restore(upload.getvalue())
+        st.session_state["progress_uploaded"] = upload.file_id
+        st.session_state["progress_flash"] = (
+            f"Progress restored: code for {len(restored.code)} exercises, "
+            f"{len(restored.passed)} passed, {len(restored.predictions)} predictions.")
+        st.rerun()
+    except progress.ProgressError as e:
+        st.error(str(e))
+if "progress_flash" in st.session_state:
+    st.success(st.session_state.pop("progress_flash"), icon=":material/check_circle:")
 
 st.subheader("How to use it")
 st.markdown(

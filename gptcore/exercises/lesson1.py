@@ -100,7 +100,7 @@ TOP_K = Exercise(
     ),
     formula=r"\tilde z_i = \begin{cases} z_i & \text{if } z_i \ge z_{(k)} \\ -\infty & "
             r"\text{otherwise} \end{cases} \qquad "
-            r"z_{(k)} = \text{the $k$-th largest logit of the row}",
+            r"z_{(k)} = \text{the } k\text{-th largest logit of the row}",
     starter='''import torch
 
 
