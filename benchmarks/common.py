@@ -11,6 +11,12 @@ import torch
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
 
+# Lesson 5's defaults (pages/5_training.py), written out for the benchmarks that replay them.
+LESSON5_MODEL = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, bias=False)
+LESSON5_TRAIN = dict(batch_size=32, max_iters=300, lr=4e-3, min_lr=4e-4, warmup_iters=30,
+                     weight_decay=0.1, grad_clip=1.0, eval_interval=50, sample_tokens=150,
+                     eval_train_tokens=8192, seed=1337)
+
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
@@ -34,24 +40,29 @@ def timed(fn, *a, **kw):
     return out, time.perf_counter() - start
 
 
+def load_average() -> float:
+    """The machine's 1-minute load average: printed beside each figure (2 cores, shared)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
 def report(name: str, rows: list[dict], summary: dict) -> dict:
     """Print a table of rows, the summary, then one JSON line with everything."""
     print(f"\n## {name}  (torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()})")
     if rows:
         cols = list(rows[0])
-        widths = [max(len(str(c)), *(len(_fmt(r.get(c))) for r in rows)) for c in cols]
+        widths = [max(len(str(c)), *(len(fmt(r.get(c))) for r in rows)) for c in cols]
         print("  ".join(str(c).ljust(w) for c, w in zip(cols, widths)))
         for r in rows:
-            print("  ".join(_fmt(r.get(c)).ljust(w) for c, w in zip(cols, widths)))
+            print("  ".join(fmt(r.get(c)).ljust(w) for c, w in zip(cols, widths)))
     for k, v in summary.items():
-        print(f"{k}: {_fmt(v)}")
+        print(f"{k}: {fmt(v)}")
     result = {"benchmark": name, "rows": rows, "summary": summary}
     print("JSON " + json.dumps(result))
     return result
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
     return str(v)

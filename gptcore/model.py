@@ -11,6 +11,7 @@ a tied or untied head, biases, residual connections on or off.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -41,6 +42,26 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
+def gelu_exact(x: torch.Tensor) -> torch.Tensor:
+    """The exact GELU, x · Φ(x) with Φ the standard normal's cumulative distribution:
+
+        gelu_exact(x) = 0.5 · x · (1 + erf(x / √2))
+
+    GPT-2 (2019) used the tanh formula above because erf was slow then; the two differ by
+    less than 0.0005, and on today's CPUs erf is the faster one. gelu_exact(1.0) = 0.8413.
+    """
+    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+# The fused PyTorch kernels MLP runs, by GPTConfig.activation; tests check each against its
+# formula above (the tanh one only to float precision: PyTorch evaluates it another way).
+ACTIVATION_FUNCTIONS = {
+    "gelu": partial(F.gelu, approximate="tanh"),  # GPT-2's: a port of GPT-2 needs it
+    "gelu_exact": F.gelu,  # nanoGPT's nn.GELU(): from-scratch models
+    "relu": F.relu,
+}
+
+
 class MLP(nn.Module):
     """The feed-forward net: widen to 4C, a non-linearity, back to C. Works on each token alone."""
 
@@ -52,8 +73,7 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
     def forward(self, x):
-        x = self.c_fc(x)  # (B, T, 4C)
-        x = F.gelu(x, approximate="tanh") if self.activation == "gelu" else F.relu(x)
+        x = ACTIVATION_FUNCTIONS[self.activation](self.c_fc(x))  # (B, T, 4C)
         return self.dropout(self.c_proj(x))  # (B, T, C)
 
 
@@ -189,28 +209,67 @@ def attention_maps(model, idx) -> list[torch.Tensor]:
 
 def shape_trace(config: GPTConfig, batch: int = 1, seq_len: int = 8) -> list[dict]:
     """Run a real forward pass on the meta device (shapes only, no memory) and list every
-    module's input and output shape in call order."""
-    rows = []
+    call in the order it starts: "depth" is how deep it is nested (GPT = 0, its blocks 1, ...).
+
+    Besides modules, it lists what happens inside them with plain functions: the activation
+    in the MLP, and in attention the per-head q, k, v (B, nh, T, hs), the weights
+    (B, nh, T, T) and their weighted sum of v. PyTorch's fused attention never stores the
+    weights; their row gives the shape it computes them in (from q's and k's real shapes).
+
+    shape_trace(GPTConfig(n_layer=1, n_head=2, n_embd=8, vocab_size=10), 1, 3)[:2] ->
+        [{"module": "GPT", "depth": 0, "input": (1, 3), "output": (1, 3, 10), ...},
+         {"module": "transformer.wte", "depth": 1, "input": (1, 3), "output": (1, 3, 8), ...}]
+    """
+    from torch.overrides import TorchFunctionMode
+
+    rows, running = [], []  # running: the rows of the modules whose forward has not returned
 
     def shape(t):
         if isinstance(t, torch.Tensor):
             return tuple(t.shape)
         if isinstance(t, (tuple, list)) and t and isinstance(t[0], torch.Tensor):
-            return tuple(t[0].shape)
+            return tuple(t[0].shape)  # Block and attention return (x, weights, kv): x
         return None
 
-    def hook(name):
-        def record(module, inputs, output):
-            rows.append({"module": name or "GPT", "type": type(module).__name__,
-                         "input": shape(inputs[0]) if inputs else None, "output": shape(output)})
-        return record
+    def add(module, kind, inputs, output):
+        rows.append({"module": module, "type": kind, "depth": len(running),
+                     "input": inputs, "output": output})
+        return rows[-1]
+
+    def started(name):
+        def hook(module, inputs):
+            running.append(add(name or "GPT", type(module).__name__,
+                               shape(inputs[0]) if inputs else None, None))
+        return hook
+
+    def finished(module, inputs, output):
+        running.pop()["output"] = shape(output)
+
+    class InsideModules(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            where = running[-1]["module"] if running else ""
+            if func is F.scaled_dot_product_attention:
+                q, k, v = args[:3]
+                B, nh, T, hs = q.shape
+                add(f"{where} · q, k, v", "split_heads (each)", (B, T, nh * hs), shape(q))
+                add(f"{where} · weights = softmax(q·kᵀ/√hs)", "inside the fused kernel",
+                    shape(q), (*q.shape[:-1], k.size(-2)))
+                add(f"{where} · weights · v", "scaled_dot_product_attention", shape(v), shape(out))
+            elif func is torch.softmax:  # the explicit attention path (fast_attention=False)
+                add(f"{where} · weights = softmax(q·kᵀ/√hs)", "softmax", shape(args[0]), shape(out))
+            elif func in (F.gelu, F.relu):
+                add(f"{where} · {func.__name__}", "activation", shape(args[0]), shape(out))
+            return out
 
     with torch.device("meta"):
         model = GPT(config)
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
-               if not isinstance(m, (nn.ModuleList, nn.ModuleDict))]
+    handles = []
+    for name, m in model.named_modules():
+        if not isinstance(m, (nn.ModuleList, nn.ModuleDict)):
+            handles += [m.register_forward_pre_hook(started(name)), m.register_forward_hook(finished)]
     idx = torch.zeros(batch, min(seq_len, config.block_size), dtype=torch.long, device="meta")
-    with torch.no_grad():
+    with torch.no_grad(), InsideModules():
         model(idx)
     for h in handles:
         h.remove()
