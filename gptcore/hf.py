@@ -116,8 +116,10 @@ def attention_maps_hf(model, idx) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def compare_with_hf(hf_model, ours: GPT, idx) -> dict:
-    """The port report: max |difference| after the embeddings, after each block, after the
-    final LayerNorm and in the logits, plus whether the next-token argmax agrees everywhere."""
+    """The port report for idx (1, T): max |difference| after the embeddings, after each block,
+    after the last block and the final LayerNorm together (transformers only returns that
+    one normalised), and in the logits; whether the next-token argmax agrees at every
+    position, and the positions where it does not."""
     ref = hf_model(idx, output_hidden_states=True)
     mine = ours.inspect(idx)
     n_blocks = len(mine["hidden"]) - 1
@@ -132,4 +134,12 @@ def compare_with_hf(hf_model, ours: GPT, idx) -> dict:
     rows.append({"stage": "logits (the head)", "max |Δ|": logits_diff})
     same = mine["logits"].argmax(-1) == ref.logits.argmax(-1)
     return {"rows": rows, "logits_max_abs_diff": logits_diff, "same_argmax": bool(same.all()),
-            "argmax_differs_at": [int(i) for i in (~same[0]).nonzero().flatten()]}
+            "argmax_differs_at": [int(i) for i in (~same[0]).nonzero().flatten()],
+            "positions": idx.size(1)}
+
+
+def port_report(hf_model, ids: list[int]) -> dict:
+    """Port a `transformers` GPT-2 into gptcore's GPT and compare the two on the token ids
+    `ids` (at most the context): compare_with_hf's report. The port is dropped afterwards."""
+    ours = from_hf(hf_model)
+    return compare_with_hf(hf_model, ours, torch.tensor([ids[: ours.config.block_size]]))

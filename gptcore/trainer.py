@@ -144,6 +144,12 @@ def evaluate(model, ids: torch.Tensor, block_size: int, batch_size: int = 64,
     return total / max(count, 1)
 
 
+def eval_batch_size(block_size: int, vocab_size: int, max_logits: int = 1 << 25) -> int:
+    """Windows per evaluation batch: at most 64, and at most 2**25 logits (128 MB) at once.
+    With GPT-2's 50,257 tokens and a context of 64, 64 windows would need 823 MB of logits."""
+    return max(1, min(64, max_logits // (block_size * vocab_size)))
+
+
 class Ending(enum.Enum):
     FINISHED = "finished"  # every step of max_iters
     REACHED_TARGET = "reached target"  # val_loss <= target_val_loss
@@ -265,10 +271,10 @@ class Trainer:
         return weights[0, self.snapshot_head].tolist()
 
     def evaluate_now(self, should_stop) -> dict:
-        start = time.perf_counter()
-        val = evaluate(self.model, self.val_ids, self.block_size, should_stop=should_stop)
-        train = evaluate(self.model, self.train_eval_ids, self.block_size, should_stop=should_stop)
-        record = {
+        B = eval_batch_size(self.block_size, self.model.config.vocab_size)
+        val = evaluate(self.model, self.val_ids, self.block_size, B, should_stop)
+        train = evaluate(self.model, self.train_eval_ids, self.block_size, B, should_stop)
+        return {
             "iter": self.step,
             "train_loss": round(train, 4),
             "val_loss": round(val, 4),
@@ -276,8 +282,6 @@ class Trainer:
             "tokens_per_s": round(self.tokens_seen / max(self.train_seconds, 1e-9)),
             "lr": lr_at(max(self.step - 1, 0), self.cfg),
         }
-        record["eval_s"] = round(time.perf_counter() - start, 3)
-        return record
 
     # ------------------------------------------------------------------------------- run
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> RunResult:
@@ -299,11 +303,14 @@ class Trainer:
             if at_eval and not already and self._screened_out(should_stop):
                 at_eval = False
             if at_eval and not already:
+                eval_start = time.perf_counter()
                 record = self.evaluate_now(should_stop)
                 record["wall_s"] = round(time.perf_counter() - wall_start, 2)
                 if self.dist.is_main:
                     record["sample"] = self.sample(cfg.sample_tokens)
                     record["attention"] = self.attention_snapshot()
+                # the whole pause in training, sample included: what an ETA must count
+                record["eval_s"] = round(time.perf_counter() - eval_start, 3)
                 self.history.append(record)
                 self._remember_good()
                 self.on_event({"type": "eval", **record})
@@ -391,3 +398,211 @@ def per_token_loss(model: GPT, ids: torch.Tensor) -> list[float]:
     logits, _ = model(ids[None, :-1])
     losses = torch.nn.functional.cross_entropy(logits[0], ids[1:], reduction="none")
     return [float("nan")] + losses.tolist()
+
+
+# ------------------------------------------------------------------ before a run: the budget
+
+
+@torch.no_grad()
+def init_model(config, seed: int) -> GPT:
+    """The weights a run starts from, decided by `seed` alone: GPT-2's initialization
+    (weights N(0, 0.02), residual projections N(0, 0.02/√(2·n_layer)), LayerNorms 1 and 0,
+    biases 0) drawn from a private generator. `torch.manual_seed` would not do in the app:
+    it is one state for the whole process, and another thread drawing between the seed and
+    these draws (a second learner's run, a page) would change the weights."""
+    model = GPT(config)
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():  # a tied head is wte: listed once
+        if p.dim() == 1:  # LayerNorm scales, and biases
+            p.fill_(1.0 if name.endswith("ln_1.weight") or name.endswith("ln_2.weight")
+                    or name.endswith("ln_f.weight") else 0.0)
+        else:
+            std = 0.02 / math.sqrt(2 * config.n_layer) if name.endswith("c_proj.weight") else 0.02
+            p.normal_(0.0, std, generator=g)
+    return model
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """What one unit of work costs on this machine, measured (not guessed)."""
+
+    step_s: float  # one training step on (batch, context): forward, backward, AdamW
+    eval_token_s: float  # forward only, per token, in evaluation batches
+    sample_token_s: float  # one generated token (with the KV cache)
+
+
+def measure_step_times(config, batch_size: int, repeats: int = 3, seed: int = 0) -> StepTimes:
+    """Time real work on a throwaway model with random tokens: the median of `repeats`
+    training steps after one warm-up step, one evaluation batch, a few sampled tokens."""
+    model = init_model(config, seed)
+    optimizer = make_optimizer(model, TrainConfig())
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, config.vocab_size, (batch_size, config.block_size), generator=g)  # (B, T)
+    times = []
+    for _ in range(repeats + 1):  # the first step pays for allocations: not counted
+        start = time.perf_counter()
+        train_step(model, optimizer, x, x)
+        times.append(time.perf_counter() - start)
+    step_s = sorted(times[1:])[len(times[1:]) // 2]
+    B = eval_batch_size(config.block_size, config.vocab_size)
+    windows = torch.randint(0, config.vocab_size, (B * config.block_size + 1,), generator=g)
+    start = time.perf_counter()
+    evaluate(model, windows, config.block_size, B)  # one evaluation batch
+    eval_token_s = (time.perf_counter() - start) / (B * config.block_size)
+    n_sample = 8
+    start = time.perf_counter()
+    generate(model, x[:1, :1], n_sample, generator=g)
+    sample_token_s = (time.perf_counter() - start) / n_sample
+    return StepTimes(step_s, eval_token_s, sample_token_s)
+
+
+def evaluation_steps(max_iters: int, eval_interval: int) -> list[int]:
+    """The steps at which the trainer evaluates: 0, every eval_interval, and the last step.
+    evaluation_steps(50, 20) -> [0, 20, 40, 50]."""
+    steps = list(range(0, max_iters + 1, eval_interval))
+    return steps if steps[-1] == max_iters else steps + [max_iters]
+
+
+def eval_window_tokens(n_tokens: int, block_size: int) -> int:
+    """Tokens scored by `evaluate` on n_tokens: every full non-overlapping window's targets."""
+    return max(0, (n_tokens - 1) // block_size) * block_size
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """The budget of a run before it starts; seconds count training and evaluations."""
+
+    tokens_per_step: int  # batch × context
+    tokens_per_s: float  # while training
+    steps: int  # the steps it will take: fewer if the time cap ends it first
+    train_s: float
+    evals: int
+    eval_tokens: int  # what one evaluation reads: the validation split + the train slice
+    eval_s: float  # one evaluation, with its text sample
+    total_s: float
+    train_flops: float
+
+
+def estimate_run(config, cfg: TrainConfig, n_tokens: int, times: StepTimes) -> RunEstimate:
+    """How long a run takes, from its real configs and measured costs:
+
+        total = steps × t_step + evaluations × (eval tokens × t_token + sample × t_sample)
+
+    n_tokens is the corpus in tokens (characters / measured characters per token); one
+    evaluation reads the whole validation split and a train slice of eval_train_tokens.
+    """
+    from gptcore.budget import flops_per_token
+
+    T = config.block_size
+    tokens_per_step = cfg.batch_size * T
+    steps = cfg.max_iters
+    if cfg.max_seconds is not None:  # the trainer stops once training time reaches the cap
+        steps = min(steps, math.ceil(cfg.max_seconds / times.step_s))
+    n_val = int(round(n_tokens * cfg.val_fraction))
+    n_train = n_tokens - n_val
+    n_train_eval = min(n_train, max(cfg.eval_train_tokens, T + 1))
+    eval_tokens = eval_window_tokens(n_val, T) + eval_window_tokens(n_train_eval, T)
+    eval_s = eval_tokens * times.eval_token_s + cfg.sample_tokens * times.sample_token_s
+    evals = len([s for s in evaluation_steps(cfg.max_iters, cfg.eval_interval) if s <= steps])
+    train_s = steps * times.step_s
+    return RunEstimate(tokens_per_step, tokens_per_step / times.step_s, steps, train_s, evals,
+                       eval_tokens, eval_s, train_s + evals * eval_s,
+                       flops_per_token(config)["train"] * tokens_per_step * steps)
+
+
+# ----------------------------------------------------------------- during a run: the curves
+
+
+def smooth(values: list[float], window: int = 10) -> list[float]:
+    """Trailing mean over the last `window` values (fewer at the start): one batch's loss is
+    noisy, the mean of ten reads as a curve. smooth([4, 2, 3], 2) -> [4.0, 3.0, 2.5]."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def eta_seconds(step: int, cfg: TrainConfig, train_seconds: float,
+                evals: list[dict]) -> float | None:
+    """Seconds left at this run's own pace: the steps still to take at its mean seconds per
+    step, plus the evaluations still due at the mean cost ("eval_s") of those done.
+
+        eta = steps left × train_seconds / step + evaluations left × mean(eval_s)
+    """
+    if step <= 0 or train_seconds <= 0:
+        return None
+    per_step = train_seconds / step
+    end = cfg.max_iters
+    if cfg.max_seconds is not None:
+        end = min(end, step + max(0, math.ceil((cfg.max_seconds - train_seconds) / per_step)))
+    last_eval = evals[-1]["iter"] if evals else -1
+    evals_left = len([s for s in evaluation_steps(cfg.max_iters, cfg.eval_interval)
+                      if last_eval < s <= end])
+    per_eval = sum(e.get("eval_s", 0.0) for e in evals) / len(evals) if evals else 0.0
+    return (end - step) * per_step + evals_left * per_eval
+
+
+# ------------------------------------------------------------ reading the loss: start, bases
+
+
+@torch.no_grad()
+def starting_loss(model: GPT, ids) -> dict:
+    """Why an untrained model's loss is not exactly ln(vocabulary), measured on `ids`.
+
+    If the logits did not depend on the answer, the expected loss could not be below ln V
+    (unequal random logits only cost more, by Jensen's inequality). A tied head breaks this:
+    logits = h · wteᵀ, and h is mostly the embedding e of the token just read, so that
+    token's own logit is about |e|²-sized and higher than the rest. Wherever the next token
+    repeats the current one (indentation spaces, doubled letters) the model is right by luck.
+    Returns the loss, ln V, the share of such repeats, the loss on them and on the others,
+    the own-token logit minus the mean logit, and the entropy of token frequencies in `ids`
+    (what a model that learns only how often each token occurs would score).
+    """
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    was_training = model.training
+    model.eval()
+    V, T = model.config.vocab_size, model.config.block_size
+    losses, repeats, gaps = [], [], []
+    if eval_window_tokens(len(ids), T) == 0:
+        raise ValueError(f"{len(ids)} tokens do not fill one window of {T}: use a longer text.")
+    for x, y in eval_batches(ids, T, eval_batch_size(T, V)):
+        logits, _ = model(x)  # (B, T, V)
+        losses.append(F.cross_entropy(logits.view(-1, V), y.reshape(-1), reduction="none"))
+        repeats.append((x == y).view(-1))
+        own = logits.gather(-1, x.unsqueeze(-1)).squeeze(-1)  # (B, T): the token just read
+        gaps.append((own - logits.mean(-1)).view(-1))
+    model.train(was_training)
+    loss, repeat, gap = torch.cat(losses), torch.cat(repeats), torch.cat(gaps)
+    counts = torch.bincount(ids, minlength=V).float()
+    p = counts[counts > 0] / counts.sum()
+    return {
+        "loss": loss.mean().item(),
+        "uniform": math.log(V),
+        "repeat_share": repeat.float().mean().item(),
+        "loss_on_repeats": loss[repeat].mean().item() if repeat.any() else float("nan"),
+        "loss_on_others": loss[~repeat].mean().item() if (~repeat).any() else float("nan"),
+        "own_logit_gap": gap.mean().item(),
+        "unigram_entropy": -(p * p.log()).sum().item(),
+        "tokens_used": int((counts > 0).sum()),
+    }
+
+
+LOG_BASES = {"ln": math.e, "log2": 2.0, "log10": 10.0}
+
+
+def perplexity_mixups(mean_loss: float) -> list[dict]:
+    """Perplexity when the loss's logarithm and the exponential disagree (a bug in the
+    tutorial). The loss in base b is loss_nats / ln b; b ** (that) is the true perplexity
+    whatever b is, but exponentiating it in another base c gives true_ppl ** (ln c / ln b):
+    off by a power. For a loss of 1.0 nat: e¹ = 2.72, but e^(log10 loss) = 2.72^0.434 = 1.54.
+    """
+    rows = []
+    for log_name, b in LOG_BASES.items():
+        loss = mean_loss / math.log(b)
+        for exp_name, c in LOG_BASES.items():
+            rows.append({"loss log": log_name, "loss": loss, "exponent base": exp_name,
+                         "perplexity": c ** loss, "power": math.log(c) / math.log(b)})
+    return rows

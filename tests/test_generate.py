@@ -1,8 +1,13 @@
+import math
+
+import pytest
 import torch
 
-from gptcore.generate import (apply_temperature, generate, next_token_distribution, top_k_filter,
-                              top_p_filter)
+from gptcore.generate import (Prompt, StepThrough, apply_temperature, generate, generate_ids,
+                              next_token_distribution, next_token_logits, prepare_prompt,
+                              top_k_filter, top_p_filter, top_tokens)
 from gptcore.model import GPT
+from gptcore.tokenizers import CharTokenizer, StartToken, TiktokenTokenizer
 from tests.conftest import make_tiny_gpt2
 
 
@@ -86,3 +91,87 @@ def test_generate_works_with_any_module_returning_logits_and_loss():
 
     out = generate(Bigram(), torch.tensor([[0]]), 6, temperature=0)
     assert out.tolist() == [[0, 1, 2, 3, 4, 0, 1]]
+
+
+# ----------------------------------------------------------------------------- lesson 1 views
+
+
+def brute_force_distribution(logits, temperature, top_k, top_p):
+    """Plain Python, the knobs one after the other as transformers' warpers apply them:
+    top-p renormalises over what top-k kept."""
+    def softmax(z):
+        m = max(z)
+        e = [math.exp(v - m) for v in z]
+        return [v / sum(e) for v in e]
+
+    raw = softmax(logits)
+    order = sorted(range(len(logits)), key=lambda i: -logits[i])
+    kept = order[:top_k] if top_k else order
+    if top_p is not None:
+        probs = softmax([logits[i] / temperature for i in kept])
+        nucleus, total = [], 0.0
+        for i, p in zip(kept, probs):
+            if total >= top_p:
+                break
+            nucleus.append(i)
+            total += p
+        kept = nucleus
+    kept = set(kept)
+    z = [logits[i] / temperature for i in sorted(kept)]
+    final = dict(zip(sorted(kept), softmax(z)))
+    return raw, kept, [final.get(i, 0.0) for i in range(len(logits))]
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, None, None), (0.7, 5, None),
+                                                     (1.3, None, 0.5), (0.5, 8, 0.8),
+                                                     (2.0, 1, 0.99)])
+def test_top_tokens_equals_a_brute_force(temperature, top_k, top_p):
+    logits = torch.randn(50, generator=torch.Generator().manual_seed(4)) * 2
+    view = top_tokens(logits, 10, temperature=temperature, top_k=top_k, top_p=top_p)
+    raw, kept, final = brute_force_distribution(logits.tolist(), temperature, top_k, top_p)
+    assert view.vocab_size == 50 and view.n_kept == len(kept)
+    assert [r["id"] for r in view.rows] == sorted(range(50), key=lambda i: -raw[i])[:10]
+    for r in view.rows:
+        assert r["raw"] == pytest.approx(raw[r["id"]], abs=1e-6)
+        assert r["final"] == pytest.approx(final[r["id"]], abs=1e-6)
+        assert r["kept"] == (r["id"] in kept) and not r["picked"]
+
+
+def test_top_tokens_greedy_and_a_picked_token_outside_the_top():
+    logits = torch.tensor([3.0, 1.0, 2.0, -1.0, 0.0])
+    greedy = top_tokens(logits, 2, temperature=0)
+    assert greedy.n_kept == 1
+    assert [(r["id"], r["kept"], r["final"]) for r in greedy.rows] == [
+        (0, True, 1.0), (2, False, 0.0)]
+    view = top_tokens(logits, 2, picked=3)
+    assert [r["id"] for r in view.rows] == [0, 2, 3] and view.rows[-1]["picked"]
+
+
+def test_prepare_prompt_cuts_to_the_context_and_starts_empty_prompts():
+    tok = TiktokenTokenizer()
+    assert prepare_prompt(tok, "", 1024) == Prompt([50256], 0, StartToken(50256, "endoftext"))
+    text = "word " * 100
+    ids = tok.encode(text)
+    p = prepare_prompt(tok, text, 64)
+    assert p.ids == ids[-64:] and p.n_text_tokens == len(ids) and p.dropped == len(ids) - 64
+    assert prepare_prompt(tok, "Hello world", 64).dropped == 0
+    chars = CharTokenizer.from_text("ab\ncd")
+    assert prepare_prompt(chars, "", 8).ids == [chars.stoi["\n"]]
+
+
+def test_generate_ids_and_step_through_replay_generate():
+    model = tiny_model(seed=1)
+    ids = [5, 17, 42]
+    knobs = dict(temperature=0.9, top_k=20, top_p=0.9)
+    g = torch.Generator().manual_seed(11)
+    reference = generate(model, torch.tensor([ids]), 12, generator=g, use_cache=False, **knobs)
+    assert generate_ids(model, ids, 12, 11, **knobs) == reference[0, 3:].tolist()
+    stepper = StepThrough(ids, 11)
+    for _ in range(12):
+        stepper.step(model, **knobs)
+    assert stepper.picked == reference[0, 3:].tolist()
+    assert stepper.last_knobs == knobs
+    logits, _ = model(reference[:, :-1])
+    torch.testing.assert_close(stepper.last_logits, logits[0, -1])
+    torch.testing.assert_close(next_token_logits(model, ids),
+                               next_token_logits(model, torch.tensor([ids])))

@@ -112,3 +112,77 @@ def test_tokenizer_dict_round_trip():
                 tk.BPETokenizer.train(text * 5, 270), tk.TiktokenTokenizer()):
         again = tk.tokenizer_from_dict(tok.to_dict())
         assert again.encode(text) == tok.encode(text) and again.vocab_size == tok.vocab_size
+
+
+# ----------------------------------------------------------------------------- lesson views
+
+SPLIT_TEXTS = TEXTS + ["a  \n\n b   ", "Hello world! It's 2026 😀 — naïve café, 你好."]
+
+
+@pytest.mark.parametrize("text", SPLIT_TEXTS)
+def test_pre_split_equals_the_gpt2_pre_tokenizer_of_transformers(text):
+    pre = tk.gpt2_hf_tokenizer()._tokenizer.pre_tokenizer  # GPT-2's regex, in Rust
+    assert tk.pre_split(text) == [text[a:b] for _, (a, b) in pre.pre_tokenize_str(text)]
+    assert "".join(tk.pre_split(text)) == text
+
+
+@pytest.mark.parametrize("text", SPLIT_TEXTS + [random_unicode(11, 1000)])
+def test_no_token_crosses_a_chunk(text):
+    """tiktoken, encoding each chunk on its own, gives its own ids for the whole text."""
+    enc = tk.gpt2_encoding()
+    chunks = tk.BPETokenizer.from_gpt2().encode_chunks(text)
+    assert "".join(c for c, _ in chunks) == text
+    assert [i for c, _ in chunks for i in enc.encode(c)] == enc.encode(text)
+    for chunk, ids in chunks:
+        assert ids == enc.encode(chunk, allowed_special="all")
+    bpe = tk.BPETokenizer.train("the cat sat on the mat, the end! " * 20, 300)
+    for chunk, ids in bpe.encode_chunks(text):
+        assert b"".join(bpe.vocab[i] for i in ids) == chunk.encode("utf-8")
+
+
+def test_encode_chunks_keeps_special_tokens_whole():
+    chunks = tk.BPETokenizer.from_gpt2().encode_chunks("a<|endoftext|>b")
+    assert chunks == [("a", [64]), ("<|endoftext|>", [50256]), ("b", [65])]
+
+
+def test_report_counts_like_a_hand_count():
+    tok = tk.CharTokenizer.from_text("hello world")
+    r = tk.report(tok, "héllo!")
+    assert r.ids == tok.encode("héllo!") and r.n_tokens == 6
+    assert r.unknown == [1, 5]  # é and ! are not in "hello world"
+    assert not r.round_trip and r.chars_per_token == 1.0
+    gpt2 = tk.report(tk.TiktokenTokenizer(), "Hello world")
+    assert gpt2.ids == [15496, 995] and gpt2.chars_per_token == 11 / 2
+    assert gpt2.round_trip and gpt2.unknown == []
+    empty = tk.report(tk.TiktokenTokenizer(), "")
+    assert empty.n_tokens == 0 and empty.chars_per_token is None and empty.round_trip
+
+
+def test_word_tokenizer_counts_its_words():
+    text = " ".join(f"w{i}" for i in range(6000))  # 6,000 different words
+    tok = tk.WordTokenizer.from_text(text, max_vocab=5000)
+    assert tok.vocab_size == 5000 and tok.n_words == 4998
+    assert tok.itos[:2] == ["<pad>", "<unk>"] and len(set(tok.itos[2:])) == tok.n_words
+
+
+def test_start_token_of_each_tokenizer():
+    assert tk.start_token(tk.TiktokenTokenizer()) == (50256, "endoftext")
+    assert tk.start_token(tk.BPETokenizer.from_gpt2()) == (50256, "endoftext")
+    chars = tk.CharTokenizer.from_text("to be\nor not")
+    assert tk.start_token(chars) == (chars.stoi["\n"], "newline")
+    assert tk.start_token(tk.CharTokenizer.from_text("no newline")) == (0, "first")
+    word = tk.WordTokenizer.from_text("one line\nanother")
+    assert tk.start_token(word) == (0, "first") and word.token_text(0) == "<pad>"
+    assert tk.start_token(tk.BPETokenizer.train("some text\n" * 5, 260)) == (10, "newline")
+
+
+def test_pad_token_id_is_in_the_vocabulary_and_not_a_common_token():
+    import torch
+
+    chars = tk.CharTokenizer.from_text("abc")
+    cases = [(tk.TiktokenTokenizer(), 50256), (tk.WordTokenizer.from_text("a b"), 0),
+             (chars, chars.unk_id), (tk.BPETokenizer.train("abab", 258), 0)]
+    for tok, expected in cases:
+        pad = tk.pad_token_id(tok)
+        assert pad == expected
+        torch.nn.Embedding(tok.vocab_size, 2)(torch.tensor([pad]))  # has a row
