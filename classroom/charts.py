@@ -91,3 +91,24 @@ def line_chart(df: pd.DataFrame, x: str, y: str, color: str, title: str = "",
         x=alt.X(f"{x}:Q", title=x, scale=scale), y=alt.Y(f"{y}:Q", title=y),
         color=alt.Color(f"{color}:N", title=None), tooltip=[x, y, color],
     ).properties(title=title, height=260)
+
+
+def curves_chart(df: pd.DataFrame, x: str, y: str, color: str, title: str = "",
+                 log_y: bool = False, points: bool = False, integer_x: bool = False) -> alt.Chart:
+    """Lines without a marker on every point (for dense curves), optionally on a log y axis;
+    integer_x for counts such as layers (no ticks between them)."""
+    scale = alt.Scale(type="log") if log_y else alt.Scale(zero=False)
+    axis = alt.Axis(tickMinStep=1, format="d") if integer_x else alt.Axis()
+    return alt.Chart(df).mark_line(point=points).encode(
+        x=alt.X(f"{x}:Q", title=x, axis=axis), y=alt.Y(f"{y}:Q", title=y, scale=scale),
+        color=alt.Color(f"{color}:N", title=None),
+        tooltip=[alt.Tooltip(f"{x}:Q", format=".3g"), alt.Tooltip(f"{y}:Q", format=".4g"), color],
+    ).properties(title=title, height=260)
+
+
+def padded(chart: alt.Chart) -> alt.Chart:
+    """Give the plot itself the chart's width and height, and add the axes around it.
+
+    Without an autosize of its own, Streamlit asks Vega-Lite to "fit" axes, labels and
+    title INSIDE width × height: a small heatmap with long token labels is squashed flat."""
+    return chart.properties(autosize=alt.AutoSizeParams(type="pad"))

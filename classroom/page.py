@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from classroom import corpora, models, state
+from classroom import corpora, models, runs_view, state
 from classroom.lessons import BY_NUMBER, LESSONS
 from classroom.progress import progress
 from classroom.shared import UPLOAD_LABEL, current_corpus, hub_status, load_corpus
@@ -38,6 +38,7 @@ def sidebar() -> None:
         st.caption(f"{corpus.name}: {corpus.n_chars:,} characters")
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=Keys.seed,
                         help="One seed for every random choice in the lessons.")
+        runs_view.sidebar_status()
         st.markdown(f"**Active model:** {models.active_model_label()}")
         progress_summary()
         status = hub_status()

@@ -158,7 +158,8 @@ def train_yours_job(args: dict, emit) -> dict:
                                 GPTConfig(**args["model"]), TrainConfig(**args["train"]),
                                 on_step=emit)
     return {"parted_at": result["parted_at"], "max_difference": result["max_difference"],
-            "val_loss": result["val_loss"], "sample": result["sample"],
+            "val_loss": result["val_loss"], "train_loss": result["train_loss"],
+            "sample": result["sample"],
             "weights": base64.b64encode(save(result["weights"])).decode("ascii")}
 
 

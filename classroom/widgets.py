@@ -82,3 +82,63 @@ def loss_spans(texts: list[str], losses: list[float], max_tokens: int = 300) -> 
                      f"padding:1px 2px;margin:1px;display:inline-block;font-family:monospace'>"
                      f"{html.escape(visible(text))}</span>")
     st.markdown("<div>" + "".join(parts) + "</div>", unsafe_allow_html=True)
+
+
+def keep_last_chars(text: str, limit: int, what: str = "prompt") -> str:
+    """A prompt longer than `limit` keeps its end (what a model continues), with a message.
+
+    (A text_area's own max_chars silently ignores a paste that is too long.)"""
+    if len(text) > limit:
+        st.warning(f"The {what} has {len(text):,} characters; only its last {limit:,} are "
+                   "used (the model continues the end of the text).")
+        return text[-limit:]
+    return text
+
+
+WINDOW_COLOURS = {"x": "#a0c4ff", "y": "#ffb86b"}
+
+
+def window_grid(token_texts: list[str], picture) -> None:
+    """Windows (rows) over token positions (columns), from a `gptcore.data.WindowPicture`:
+    blue = input x, orange = the last target; the bottom row counts input reads per token
+    (red 0 = never an input, amber 2+ = read again)."""
+    cell = "width:20px;min-width:20px;height:18px;padding:0;border:1px solid #fff"
+    head = "".join(
+        f"<th title='{html.escape(text)}' style='{cell};height:auto;font:11px monospace;"
+        f"writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;"
+        f"font-weight:normal'>{p} {html.escape(visible(text))[:10]}</th>"
+        for p, text in zip(picture.positions, token_texts))
+    rows = []
+    for index, start, roles in picture.rows:
+        cells = "".join(f"<td style='{cell};background:{WINDOW_COLOURS.get(r, '#f4f4f4')}'></td>"
+                        for r in roles)
+        rows.append(f"<tr><th style='font:11px monospace;padding:0 6px;text-align:right;"
+                    f"font-weight:normal;white-space:nowrap'>window {index}</th>{cells}</tr>")
+    reads = "".join(
+        f"<td style='{cell};font:10px monospace;text-align:center;background:"
+        f"{'#ff8a8a' if n == 0 else '#ffe08a' if n > 1 else '#caffbf'}'>{n}</td>"
+        for n in picture.reads)
+    more = (f"<tr><td colspan='{len(picture.reads) + 1}' style='font:11px sans-serif;opacity:.7'>"
+            f"… and {picture.hidden_rows:,} more windows</td></tr>" if picture.hidden_rows else "")
+    st.markdown(
+        "<div style='overflow-x:auto'><table style='border-collapse:collapse;border:none'>"
+        f"<tr><th></th>{head}</tr>{''.join(rows)}{more}"
+        "<tr><th style='font:11px monospace;padding:0 6px;text-align:right;font-weight:normal'>"
+        f"input reads</th>{reads}</tr></table></div>", unsafe_allow_html=True)
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """plural(1, "token") -> "1 token"; plural(1200, "token") -> "1,200 tokens"."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
+
+
+def megabytes(n_bytes: float) -> str:
+    """Bytes as decimal megabytes (10⁶ bytes), the unit the lessons print: 327,650,304 -> '327.7 MB'."""
+    return f"{n_bytes / 1e6:,.1f} MB"
+
+
+def nearest_divisible(value: int, divisor: int, low: int, high: int, step: int) -> int | None:
+    """The value on a slider (low..high by step) nearest to `value` that `divisor` divides:
+    a width that splits into that many heads. nearest_divisible(100, 3, 8, 1600, 8) -> 96."""
+    return min((v for v in range(low, high + 1, step) if v % divisor == 0),
+               key=lambda v: abs(v - value), default=None)

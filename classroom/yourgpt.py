@@ -80,7 +80,7 @@ class YourGPTRun:
         self.result: dict | None = None
         self.model: GPT | None = None
         self.val_ids = None
-        self.started = time.time()
+        self.started, self.elapsed_s = time.time(), 0.0
         self._lock = threading.Lock()
         self._run = None
         self.thread = threading.Thread(target=self._work, name=f"your-gpt-{label}", daemon=True)
@@ -125,9 +125,10 @@ class YourGPTRun:
             result = outcome["result"]
             model = weights_from_bytes(base64.b64decode(result["weights"]), self.model_config)
             val = {k: float(result["val_loss"][k]) for k in ("reference", "yours")}
+            train = {k: float(result["train_loss"][k]) for k in ("reference", "yours")}
             parted = result.get("parted_at")
             parted = None if parted is None else int(parted)
-            summary = {"val_loss": val, "parted_at": parted,
+            summary = {"val_loss": val, "train_loss": train, "parted_at": parted,
                        "max_difference": float(result["max_difference"]),
                        "sample": str(result.get("sample", ""))[:2000]}
         except (KeyError, TypeError, ValueError, YourGPTError) as e:
@@ -137,6 +138,7 @@ class YourGPTRun:
         _, _, val_ids = prepare_data(self.text, "char", 0, self.train_config.val_fraction)
         with self._lock:
             self.model, self.result, self.val_ids = model, summary, val_ids
+            self.elapsed_s = time.time() - self.started
             self.status = "done"
             self.message = agreement(summary, len(self.steps))
 
@@ -144,6 +146,15 @@ class YourGPTRun:
         with self._lock:
             return {"status": self.status, "message": self.message, "steps": list(self.steps),
                     "result": self.result, "max_iters": self.train_config.max_iters}
+
+    def final_record(self) -> dict:
+        """The run's last evaluation, in the trainer's format (one point on the lab's curves)."""
+        steps = len(self.steps)
+        tokens = steps * self.train_config.batch_size * self.model_config.block_size
+        return {"iter": steps, "train_loss": round(self.result["train_loss"]["yours"], 4),
+                "val_loss": round(self.result["val_loss"]["yours"], 4),
+                "elapsed_s": round(self.elapsed_s, 2),
+                "tokens_per_s": round(tokens / max(self.elapsed_s, 1e-9))}
 
     def checkpoint_bytes(self) -> bytes:
         """A checkpoint in the book's format: it uploads into the lab like any other."""
@@ -153,7 +164,9 @@ class YourGPTRun:
         torch.save({"format": FORMAT, "model": self.model.state_dict(), "step": len(self.steps),
                     "model_config": self.model_config.to_dict(),
                     "train_config": asdict(self.train_config),
-                    "tokenizer": self.tokenizer.to_dict(), "history": []}, buffer)
+                    "tokenizer": self.tokenizer.to_dict(), "history": [self.final_record()],
+                    "train_seconds": self.elapsed_s},
+                   buffer)
         return buffer.getvalue()
 
 

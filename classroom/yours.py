@@ -98,3 +98,13 @@ def attention_weights(q: torch.Tensor, k: torch.Tensor, code: dict[str, str],
     if not torch.isfinite(weights).all():
         raise YourCodeFailed("Your attention weights contain NaN or infinity.")
     return weights.float()
+
+
+def top_tokens(logits: torch.Tensor, n: int, temperature: float, top_k: int | None,
+               top_p: float | None, code: dict[str, str], learner: str):
+    """gptcore.generate.top_tokens, with the learner's filters instead of the book's."""
+    from gptcore.generate import apply_temperature, top_tokens as book_top_tokens
+
+    filtered = filtered_logits(apply_temperature(logits.double(), temperature), top_k, top_p,
+                               code, learner)
+    return book_top_tokens(logits, n, filtered=filtered)

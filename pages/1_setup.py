@@ -1,63 +1,84 @@
 """Lesson 1: meet a real GPT. Tokens, next-token probabilities, and sampling you can steer."""
 import pandas as pd
 import streamlit as st
-import torch
 
-from classroom import charts, models, page, state, widgets as ui
-from gptcore import budget, generate as gen
-from gptcore.hf import config_of
+from classroom import charts, exercise_ui, models, page, progress, state, widgets as ui, yours
+from gptcore import budget, generate as gen, modelcard, tokenizers as tk
 
 page.setup(1, """
 A GPT reads text as **tokens**, and for every position it outputs a score (a *logit*) for
 every token of its vocabulary: how likely that token comes next. Generating text is just
 picking one token from that distribution, appending it, and asking again.
 """)
+st.markdown("""
+**In this lesson you will**
+- see how a real GPT cuts your prompt into tokens, and what it reads when there is no prompt;
+- read the probabilities it gives every possible next token;
+- steer the choice with temperature, top-k, top-p, greedy decoding and a seed;
+- generate text, then step through it one token at a time.
+""")
 
 K = "l1_"  # this page's widget keys
 MAX_PROMPT_CHARS = 2000
+MAX_STEPS = 100
+START_EXPLAINED = {
+    "endoftext": "GPT-2 saw it between the documents it was trained on, so what follows it "
+                 "is the start of a new document",
+    "newline": "this tokenizer has no start-of-text token, and a line break is where new text "
+               "begins (nanoGPT's sample.py starts its character models the same way)",
+    "first": "this tokenizer has neither a start-of-text token nor a line break, so id 0 "
+             "stands in: it is not text the model learned to continue",
+}
 
 active = models.model_picker(K)
 model, tok = active.model, active.tokenizer
-config = config_of(model)
+card = modelcard.model_card(model)
+config = card.config
 
 # ------------------------------------------------------------------ model card
 with st.expander(f"Model card: {active.label}", expanded=False):
-    parts = budget.param_breakdown(config)
-    total = sum(p.numel() for p in model.parameters())
     c1, c2 = st.columns([1, 1])
     with c1:
         st.markdown(
             f"| | |\n|---|---|\n| layers | {config.n_layer} |\n| heads | {config.n_head} |\n"
-            f"| width (n_embd) | {config.n_embd} |\n| context | {config.block_size} tokens |\n"
-            f"| vocabulary | {config.vocab_size:,} |\n| parameters | {total:,} |\n"
-            f"| size (fp32) | {total * 4 / 2**20:,.1f} MB |\n"
+            f"| width (n_embd) | {config.n_embd} |\n| context | {config.block_size:,} tokens |\n"
+            f"| vocabulary | {config.vocab_size:,} |\n| parameters | {card.n_params:,} |\n"
+            f"| size ({', '.join(card.dtypes)}) | {card.n_bytes:,} bytes = "
+            f"{ui.megabytes(card.n_bytes)} |\n"
             f"| head tied to embeddings | {'yes' if config.tie_weights else 'no'} |")
     with c2:
-        df = pd.DataFrame({"component": list(parts), "parameters": list(parts.values())})
-        df = df[df.parameters > 0]
-        st.altair_chart(charts.bar_chart(df, "parameters", "component",
+        df = pd.DataFrame({"component": list(card.breakdown),
+                           "parameters": list(card.breakdown.values())})
+        st.altair_chart(charts.bar_chart(df[df.parameters > 0], "parameters", "component",
                                          "Parameters by component"), width="stretch")
-    st.caption("The breakdown comes from `gptcore.budget.param_breakdown` and adds up to the "
-               f"model's own count: {sum(parts.values()):,} = {total:,}.")
+    st.caption(f"1 MB = 10⁶ bytes; in mebibytes of 2²⁰ = 1,048,576 bytes that is "
+               f"{card.mib:,.1f} MiB. The breakdown comes from "
+               "`gptcore.budget.param_breakdown` (arithmetic on the config); the parameters "
+               "are counted from the model's own tensors: "
+               f"{card.breakdown_total:,} {'=' if card.breakdown_matches else '≠'} "
+               f"{card.n_params:,}.")
+    ui.show_code(modelcard.model_card, budget.param_breakdown)
 
 # ------------------------------------------------------------------ prompt → tokens
 st.subheader("1 · The prompt, as the model sees it")
-prompt = st.text_area("Prompt", "The meaning of life is", key=f"{K}prompt", max_chars=MAX_PROMPT_CHARS,
-                      help=f"Up to {MAX_PROMPT_CHARS:,} characters.")
-ids = tok.encode(prompt)
-if not ids:
-    start = tok.encode("<|endoftext|>") if tok.vocab_size > 50000 else [0]
-    st.caption(f"The prompt is empty, so the model starts from token {start[0]} "
-               f"(`{tok.token_text(start[0])!s}`), as GPT-2 does at the start of a document.")
-    ids = start
-if len(ids) > config.block_size:
-    st.warning(f"The prompt has {len(ids):,} tokens; the model sees only the last "
-               f"{config.block_size} (its context).")
-    ids = ids[-config.block_size:]
-ui.token_spans([tok.token_text(i) for i in ids], ids, highlight={
-    n for n, i in enumerate(ids) if i == getattr(tok, "unk_id", None)})
-st.caption(f"{len(ids)} tokens for {len(prompt)} characters. A `␣` is a space: GPT-2 glues "
-           "the space before a word to the word.")
+text = ui.keep_last_chars(
+    st.text_area("Prompt", "The meaning of life is", key=f"{K}prompt",
+                 help=f"The last {MAX_PROMPT_CHARS:,} characters are used."),
+    MAX_PROMPT_CHARS)
+prompt = gen.prepare_prompt(tok, text, config.block_size)
+if prompt.start:
+    st.caption(f"The prompt is empty, so the model starts from token {prompt.start.id} "
+               f"(`{ui.visible(tok.token_text(prompt.start.id))}`): "
+               f"{START_EXPLAINED[prompt.start.kind]}.")
+if prompt.dropped:
+    st.warning(f"The prompt has {prompt.n_text_tokens:,} tokens; the model reads only the last "
+               f"{len(prompt.ids):,} (its context), so the first {prompt.dropped:,} are dropped.")
+ui.token_spans([tok.token_text(i) for i in prompt.ids], prompt.ids, highlight={
+    n for n, i in enumerate(prompt.ids) if i == tok.unk_id})
+st.caption(f"{ui.plural(len(prompt.ids), 'token')} for {ui.plural(len(text), 'character')}. "
+           "`␣` is a space and `↵` a line break: GPT-2 glues the space before a word to the "
+           "word.")
+ui.show_code(gen.prepare_prompt, tk.start_token)
 
 # ------------------------------------------------------------------ the knobs
 st.subheader("2 · What comes next: the distribution and the knobs")
@@ -71,31 +92,53 @@ settings = dict(temperature=0 if greedy else temperature, top_k=top_k or None,
                 top_p=None if top_p >= 1 else top_p)
 
 
-def distribution_frame(logits, picked=None, n=15):
-    d = gen.next_token_distribution(logits, **settings)
-    top = torch.topk(d["raw"], n).indices.tolist()
-    if picked is not None and picked not in top:
-        top.append(picked)
-    labels = charts.unique_labels([ui.visible(tok.token_text(i)) for i in top])
-    return pd.DataFrame({"token": labels, "raw": [d["raw"][i].item() for i in top],
-                         "final": [d["final"][i].item() for i in top],
-                         "kept": [bool(d["kept"][i]) for i in top],
-                         "picked": [i == picked for i in top]}), int(d["kept"].sum())
+def percent(p: float) -> str:
+    """Three significant digits: a near-uniform 0.00199% must not print as 0.00%."""
+    return f"{p * 100:.3g}%"
 
 
-idx = torch.tensor([ids])
+def show_distribution(view: gen.TopTokens, title: str) -> None:
+    """The chart of `view`, and its numbers in a table."""
+    labels = charts.unique_labels([ui.visible(tok.token_text(r["id"])) for r in view.rows])
+    frame = pd.DataFrame(view.rows).assign(token=labels)
+    st.altair_chart(charts.next_token_chart(frame, title), width="stretch")
+    with st.expander("The numbers"):
+        st.dataframe(pd.DataFrame({
+            "token": labels, "id": frame["id"],
+            "raw probability": frame["raw"].map(percent),
+            "after the knobs": frame["final"].map(percent),
+            "kept": frame["kept"]}), hide_index=True, width="stretch")
+
+
+mine = exercise_ui.use_mine(("generate.top_k_filter", "generate.top_p_filter"),
+                           "this distribution", key=f"{K}use_mine") and not greedy
 with ui.explain_errors("computing the next-token distribution"):
-    logits = gen.next_token_logits(model, idx)
-    frame, n_kept = distribution_frame(logits)
-    st.altair_chart(charts.next_token_chart(frame, "Top 15 next tokens: dashed = raw "
-                                            "probability, filled = after your knobs"),
-                    width="stretch")
-    st.caption(f"{n_kept:,} of {logits.numel():,} tokens survive the filters; the filled bars "
-               "are renormalised to sum to 1 over them. Grey bars were filtered out.")
+    logits = gen.next_token_logits(model, prompt.ids)
+    view, whose = gen.top_tokens(logits, 15, **settings), "the book's filters"
+    if mine:
+        try:
+            view = yours.top_tokens(logits, 15, settings["temperature"], settings["top_k"],
+                                    settings["top_p"], progress.progress().code,
+                                    exercise_ui.learner_id())
+            whose = "**your** top_k_filter and top_p_filter (run in the sandbox)"
+        except yours.YourCodeFailed as e:
+            st.warning(f"Your filters could not be used here: {e} Showing the book's.",
+                       icon=":material/warning:")
+    show_distribution(view, "Top 15 next tokens: dashed = raw probability, filled = after "
+                            "your knobs")
+    st.caption(f"Filtered with {whose}.")
+    st.caption(f"{view.n_kept:,} of {view.vocab_size:,} tokens survive the filters; the filled "
+               "bars are renormalised to sum to 1 over them. Grey bars were filtered out.")
 st.latex(r"p_i = \frac{\exp(z_i / T)}{\sum_j \exp(z_j / T)}")
 st.markdown("A temperature **T < 1** sharpens the distribution, **T > 1** flattens it. "
             "**Top-k** keeps the k most likely tokens; **top-p** keeps the smallest set whose "
-            "probability reaches p (the most likely token always survives). Greedy is T → 0.")
+            "probability reaches p (the most likely token always survives). Greedy is T → 0: "
+            "all the probability goes to the top token.")
+ui.show_code(gen.next_token_distribution, gen.top_k_filter, gen.top_p_filter, gen.top_tokens)
+exercise_ui.question("generate.nucleus_size")
+exercise_ui.exercise("generate.top_k_filter")
+exercise_ui.exercise("generate.top_p_filter")
+exercise_ui.question("generate.top_k_one")
 
 # ------------------------------------------------------------------ generate
 st.subheader("3 · Generate")
@@ -105,16 +148,18 @@ seed = state.seed()
 c1.caption(f"Seed {seed} (change it in the sidebar): the same seed and knobs give the same text.")
 if c1.button("Generate", type="primary", key=f"act_{K}generate"):
     with ui.explain_errors("generating"), st.spinner("Generating…"):
-        g = torch.Generator().manual_seed(int(seed))
-        out = gen.generate(model, idx, max_new, generator=g, **settings)[0, len(ids):].tolist()
-        st.session_state[f"{K}output"] = (prompt, tok.decode(out), out)
+        new_ids = gen.generate_ids(model, prompt.ids, max_new, seed, **settings)
+        st.session_state[f"{K}output"] = {"prompt": text, "text": tok.decode(new_ids),
+                                          "n": len(new_ids), "seed": seed, "greedy": greedy}
 result = st.session_state.get(f"{K}output")
 with c2:
     if result:
-        shown_prompt, text, new_ids = result
-        st.markdown(f"**{shown_prompt}**{text}".replace("\n", "  \n"))
-        st.caption(f"{len(new_ids)} new tokens · {'greedy' if greedy else 'sampled'} · "
-                   f"seed {seed}.")
+        shown = (f"**{result['prompt']}**" if result["prompt"].strip() else "") + result["text"]
+        st.markdown(shown.replace("\n", "  \n"))
+        if not result["text"].strip():
+            st.caption("The continuation is only spaces and line breaks.")
+        st.caption(f"{result['n']} new tokens · {'greedy' if result['greedy'] else 'sampled'}"
+                   f" · seed {result['seed']}.")
         if active.untrained:
             st.caption("Random weights: this text is noise by design.")
     else:
@@ -122,34 +167,46 @@ with c2:
 
 # ------------------------------------------------------------------ step through
 st.subheader("4 · One token at a time")
-steps_key = f"{K}steps"
-if st.session_state.get(f"{K}steps_for") != (ids, active.label):  # a new prompt or model
-    st.session_state[steps_key] = []
-    st.session_state[f"{K}steps_for"] = (ids, active.label)
-steps = st.session_state[steps_key]
-MAX_STEPS = 100
+steps_key = f"{K}step_through"
+made_for, stepper = st.session_state.get(steps_key, (None, None))
+if made_for != active.label or stepper.prompt != prompt.ids or stepper.seed != seed:
+    stepper = gen.StepThrough(prompt.ids, seed)  # a new prompt, model or seed starts over
+    st.session_state[steps_key] = (active.label, stepper)
 c1, c2, _ = st.columns([1, 1, 4])
-if c1.button("Next token", key=f"act_{K}next", disabled=len(steps) >= MAX_STEPS,
+if c1.button("Next token", key=f"act_{K}next", disabled=len(stepper.picked) >= MAX_STEPS,
              help=f"Up to {MAX_STEPS} steps; Reset to start again."):
     with ui.explain_errors("sampling the next token"):
-        context = torch.tensor([ids + [s["id"] for s in steps]])
-        step_logits = gen.next_token_logits(model, context)
-        g = torch.Generator().manual_seed(int(seed) * 1000 + len(steps))
-        picked = gen.sample_next(step_logits[None], generator=g, **settings).item()
-        steps.append({"id": picked, "logits": step_logits})
+        stepper.step(model, **settings)
 if c2.button("Reset", key=f"act_{K}reset"):
-    steps.clear()
-if steps:
-    ui.token_spans([tok.token_text(i) for i in ids] + [tok.token_text(s["id"]) for s in steps],
-                   highlight=set(range(len(ids), len(ids) + len(steps))))
-    last = steps[-1]
-    frame, _ = distribution_frame(last["logits"], picked=last["id"])
-    st.altair_chart(charts.next_token_chart(
-        frame, f"Step {len(steps)}: the distribution token "
-               f"'{ui.visible(tok.token_text(last['id']))}' was drawn from"), width="stretch")
+    stepper = gen.StepThrough(prompt.ids, seed)
+    st.session_state[steps_key] = (active.label, stepper)
+if stepper.picked:
+    ids = stepper.prompt + stepper.picked
+    ui.token_spans([tok.token_text(i) for i in ids],
+                   highlight=set(range(len(stepper.prompt), len(ids))))
+    last = stepper.picked[-1]
+    show_distribution(
+        gen.top_tokens(stepper.last_logits, 15, picked=last, **stepper.last_knobs),
+        f"Step {len(stepper.picked)}: the distribution token "
+        f"'{ui.visible(tok.token_text(last))}' was drawn from")
+    st.caption("Generate runs this same step in a loop, with one random generator seeded "
+               f"once (seed {stepper.seed}); Reset starts the loop again from the same seed.")
 else:
     st.caption("Press **Next token**: the new token is drawn from the distribution shown, "
                "with the knobs above, and appended (in red) to the prompt.")
+ui.show_code(gen.StepThrough, gen.sample_next, gen.generate)
 
-ui.show_code(gen.next_token_distribution, gen.top_p_filter, gen.sample_next, gen.generate)
+# ------------------------------------------------------------------ recap
+st.subheader("Recap")
+st.markdown(f"""
+- A tokenizer turned your {ui.plural(len(text), 'character')} into
+  {ui.plural(len(prompt.ids), 'token id')}; an empty prompt still needs one token
+  (`{tk.ENDOFTEXT}` for GPT-2).
+- For the next position the model gives each of its {config.vocab_size:,} tokens a logit, and
+  softmax turns the logits into probabilities.
+- Temperature, top-k and top-p reshape that distribution before a token is drawn; greedy
+  takes the top token; a seed makes the draw repeatable.
+- Generating is one step in a loop: draw a token, append it, ask again.
+""")
+exercise_ui.notebook_download(1)
 page.footer(1)

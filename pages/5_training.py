@@ -1,25 +1,35 @@
-"""Lesson 5: the training lab. Configure, budget, train live, stop, compare, download."""
-import io
-import math
-import time
+"""Lesson 5: the training lab. Configure, budget, train live, stop, compare, continue, download."""
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
-import torch
 
-from classroom import charts, lab as labmod, page, shared, state, widgets as ui
-from gptcore import budget, checkpoint as ckptmod, trainer as trainmod
-from gptcore.generate import generate
-from gptcore.model import GPT, GPTConfig
-from gptcore.tokenizers import TiktokenTokenizer
+from classroom import (charts, exercise_ui, lab as labmod, page, runs_view, shared, state,
+                       widgets as ui, yourgpt_view)
+from gptcore import trainer as trainmod
+from gptcore.budget import num_params
+from gptcore.checkpoint import CheckpointError
+from gptcore.config import GPTConfig
+from gptcore.presets import BY_NAME
 
 page.setup(5, """
 Training repeats one loop: take a batch of windows, compute the loss (how surprised the model
 is by each next token), compute gradients, and nudge every weight downhill with AdamW. Press
 **Train** and watch the loss fall; the run keeps going while you read other lessons.
 """)
+st.markdown("""
+**In this lesson you will**
+- read a run's budget before spending it: parameters, tokens per step, a measured step, the ETA;
+- watch a GPT learn: loss curves, a sample at every evaluation, attention taking shape;
+- read the loss right: where it starts (not quite ln V), and perplexity = e^loss in one base;
+- compare runs, continue one, and take your model to lessons 1 and 3.
+""")
 
 K = "l5_"
+# Kept when the page is not drawn: classroom.state.keep_settings alone is not enough here,
+# because a fragment that ticks below the widgets (the live view) makes Streamlit drop their
+# values when the learner opens another lesson mid-run (measured in Chromium).
+PERSIST = "session"
 lab = shared.shared_lab()
 caps = lab.caps
 runs = st.session_state.setdefault(state.Keys.runs, [])
@@ -27,28 +37,49 @@ MAX_RUNS_WITH_WEIGHTS = 4  # older runs keep their curves, not their weights
 current = runs[-1] if runs else None
 running = current is not None and current.active
 
+BUILDER = "Lesson 4's builder"
 MODEL_CHOICES = {
-    "nanoGPT baby GPT (4 layers × 4 heads × 128, context 64)": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),
-    "Tiny (2 layers × 2 heads × 64, context 32)": dict(n_layer=2, n_head=2, n_embd=64, block_size=32),
-    "Lesson 4's builder": None,
-    "Custom": None,
+    "nanoGPT baby GPT (4 layers × 4 heads × 128, context 64)":
+        BY_NAME["nanoGPT baby GPT (CPU)"].model,
+    "Tiny (2 layers × 2 heads × 64, context 32)": BY_NAME["Tiny GPT"].model,
+    BUILDER: None,  # state.built_config(): every field of lesson 4's model
+    "Custom": None,  # the sliders as they are
 }
+SHAPE = ("n_layer", "n_head", "n_embd", "block_size")
+FLAGS = ("tie_weights", "bias", "activation", "pre_ln")
 
 
-def apply_model_choice():
-    choice = MODEL_CHOICES.get(st.session_state[f"{K}model"])
-    built = state.built_config()
-    if st.session_state[f"{K}model"] == "Lesson 4's builder" and built is not None:
-        choice = {f: getattr(built, f) for f in ("n_layer", "n_head", "n_embd", "block_size")}
-        choice = {"n_layer": min(choice["n_layer"], 8), "n_head": min(choice["n_head"], 16),
-                  "n_embd": min(choice["n_embd"], 512), "block_size": min(choice["block_size"], 256)}
-    for k, v in (choice or {}).items():
-        st.session_state[f"{K}{k}"] = v
+ACTIVATION_NAMES = {"gelu": "GELU (tanh)", "gelu_exact": "GELU (exact)", "relu": "ReLU"}
+
+
+def describe_model(c) -> str:
+    return (f"{c.n_layer} layers × {c.n_head} heads × {c.n_embd}, context {c.block_size}; "
+            f"{'tied' if c.tie_weights else 'untied'} head, {'biases' if c.bias else 'no biases'}, "
+            f"{ACTIVATION_NAMES.get(c.activation, c.activation)}, "
+            f"{'pre-LN' if c.pre_ln else 'post-LN'}, dropout {c.dropout:g}")
+
+
+def apply_shape(config) -> None:
+    for f in SHAPE:
+        st.session_state[f"{K}{f}"] = getattr(config, f)
+
+
+def apply_choice(vocab: int) -> None:
+    """Load the chosen model into the sliders (and its other settings beside them): the
+    nearest model within this server's caps when the model itself is over them."""
+    choice = st.session_state[f"{K}model"]
+    base = state.built_config() if choice == BUILDER else MODEL_CHOICES.get(choice)
+    if base is None:  # Custom, or lesson 4 not visited yet: keep what the sliders hold
+        return
+    wanted = replace(base, vocab_size=vocab)
+    apply_shape(caps.nearest(wanted) if caps.problems(wanted) else wanted)
+    st.session_state[f"{K}flags"] = {f: getattr(base, f) for f in FLAGS}
+    st.session_state[f"{K}dropout"] = base.dropout
 
 
 if f"{K}n_layer" not in st.session_state:
     st.session_state[f"{K}model"] = next(iter(MODEL_CHOICES))
-    apply_model_choice()
+    st.session_state[f"{K}apply"] = True
 
 # ------------------------------------------------------------------ configuration
 corpus = shared.current_corpus()
@@ -59,124 +90,168 @@ c1, c2 = st.columns(2)
 with c1:
     tok_kind = st.radio("Tokenizer", ["char", "bpe", "gpt2"], horizontal=True, key=f"{K}tok",
                         format_func={"char": "Characters", "bpe": "BPE (trained on the corpus)",
-                                     "gpt2": "GPT-2 BPE"}.get)
+                                     "gpt2": "GPT-2 BPE"}.get, persist_state=PERSIST)
     bpe_vocab = st.slider("BPE vocabulary", 256, 2048, 512, 64, key=f"{K}bpe_vocab",
-                          disabled=tok_kind != "bpe")
-    st.selectbox("Model", list(MODEL_CHOICES), key=f"{K}model", on_change=apply_model_choice)
+                          disabled=tok_kind != "bpe", persist_state=PERSIST)
+    tokens = None
+    with ui.explain_errors("tokenizing the corpus"):
+        tokens = runs_view.corpus_tokens(tok_kind, bpe_vocab, corpus, caps.max_corpus_chars)
+    st.selectbox("Model", list(MODEL_CHOICES), key=f"{K}model", persist_state=PERSIST,
+                 on_change=lambda: st.session_state.update({f"{K}apply": True}))
+    if tokens is not None and st.session_state.pop(f"{K}apply", False):
+        apply_choice(tokens.vocab_size)
     m = st.columns(4)
-    m[0].slider("Layers", 1, 8, key=f"{K}n_layer")
-    m[1].slider("Heads", 1, 16, key=f"{K}n_head")
-    m[2].slider("Width", 16, 512, step=16, key=f"{K}n_embd")
-    m[3].slider("Context", 8, 256, step=8, key=f"{K}block_size")
+    for col, (f, label, low, high, step) in zip(m, [
+            ("n_layer", "Layers", 1, caps.max_layers, 1),
+            ("n_head", "Heads", 1, caps.max_heads, 1),
+            ("n_embd", "Width", 8, caps.max_width, 8),
+            ("block_size", "Context", 8, caps.max_context, 8)]):
+        state.clamp(f"{K}{f}", low, high)
+        col.slider(label, low, high, step=step, key=f"{K}{f}", persist_state=PERSIST)
 with c2:
     h = st.columns(3)
     lr = h[0].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 1e-2,
                                               3e-2, 0.1, 1.0, 10.0, 100.0],
-                            value=4e-3, key=f"{K}lr", format_func=lambda v: f"{v:g}")
-    batch = h[1].slider("Batch size", 1, 64, 32, key=f"{K}batch")
-    steps = h[2].slider("Steps", 10, caps.max_steps, min(300, caps.max_steps), 10, key=f"{K}steps")
+                            value=4e-3, key=f"{K}lr", format_func=lambda v: f"{v:g}",
+                            persist_state=PERSIST)
+    batch = h[1].slider("Batch size", 1, 64, 32, key=f"{K}batch", persist_state=PERSIST)
+    steps = h[2].slider("Steps", 10, caps.max_steps, min(300, caps.max_steps), 10,
+                        key=f"{K}steps", persist_state=PERSIST)
     h = st.columns(3)
-    warmup = h[0].slider("Warmup steps", 0, 500, 30, 10, key=f"{K}warmup")
-    cosine = h[1].toggle("Cosine decay to lr/10", value=True, key=f"{K}cosine")
-    eval_every = h[2].slider("Evaluate every", 10, 500, 50, 10, key=f"{K}eval")
+    warmup = h[0].slider("Warmup steps", 0, 500, 30, 10, key=f"{K}warmup", persist_state=PERSIST)
+    cosine = h[1].toggle("Cosine decay to lr/10", value=True, key=f"{K}cosine",
+                         persist_state=PERSIST)
+    eval_every = h[2].slider("Evaluate every", 10, 500, 50, 10, key=f"{K}eval",
+                             persist_state=PERSIST)
     h = st.columns(3)
-    wd = h[0].slider("Weight decay", 0.0, 0.5, 0.1, 0.05, key=f"{K}wd")
-    clip = h[1].slider("Gradient clip (0 = off)", 0.0, 5.0, 1.0, 0.25, key=f"{K}clip")
-    dropout = h[2].slider("Dropout", 0.0, 0.5, 0.0, 0.05, key=f"{K}dropout")
+    wd = h[0].slider("Weight decay", 0.0, 0.5, 0.1, 0.05, key=f"{K}wd", persist_state=PERSIST)
+    clip = h[1].slider("Gradient clip (0 = off)", 0.0, 5.0, 1.0, 0.25, key=f"{K}clip",
+                       persist_state=PERSIST)
+    dropout = h[2].slider("Dropout", 0.0, 0.5, 0.0, 0.05, key=f"{K}dropout",
+                          persist_state=PERSIST)
 
-vocab = {"char": len(set(corpus.text[: caps.max_corpus_chars])) + 1, "bpe": bpe_vocab,
-         "gpt2": TiktokenTokenizer().vocab_size}[tok_kind]
-problem = None
+default = next(iter(MODEL_CHOICES.values()))
+flags = st.session_state.setdefault(f"{K}flags", {f: getattr(default, f) for f in FLAGS})
+problem, model_config, train_config = None, None, None
 try:
-    model_config = GPTConfig(vocab_size=vocab, n_layer=st.session_state[f"{K}n_layer"],
-                             n_head=st.session_state[f"{K}n_head"],
-                             n_embd=st.session_state[f"{K}n_embd"],
-                             block_size=st.session_state[f"{K}block_size"], dropout=dropout,
-                             bias=False)
-    train_config = lab.check(model_config, trainmod.TrainConfig(
+    if tokens is None:
+        raise ValueError("Without the corpus's tokens there is nothing to train on: choose "
+                         "another tokenizer or corpus.")
+    model_config = GPTConfig(vocab_size=tokens.vocab_size, dropout=dropout, **flags,
+                             **{f: st.session_state[f"{K}{f}"] for f in SHAPE})
+    train_config = trainmod.TrainConfig(
         batch_size=batch, max_iters=steps, lr=lr, min_lr=lr / 10 if cosine else lr,
         warmup_iters=min(warmup, steps), weight_decay=wd, grad_clip=clip, eval_interval=eval_every,
-        seed=state.seed(), sample_tokens=150, eval_train_tokens=8192))
-except ValueError as e:  # invalid shapes or over a cap
+        seed=state.seed(), sample_tokens=150, eval_train_tokens=8192)
+    train_config = lab.check(model_config, train_config)
+except ValueError as e:  # invalid shapes (GPTConfig) or over a cap (CapError)
     problem = str(e)
 
+if st.session_state[f"{K}model"] == BUILDER and tokens is not None:
+    built = state.built_config()
+    if built is None:
+        st.info("Build a model in lesson 4 first: this choice takes every setting of it. Until "
+                "then the sliders keep their values.", icon=":material/account_tree:")
+    elif caps.problems(replace(built, vocab_size=tokens.vocab_size)):
+        wanted = replace(built, vocab_size=tokens.vocab_size)
+        fit = caps.nearest(wanted)
+        held = fit is not None and model_config is not None and all(
+            getattr(model_config, f) == getattr(fit, f) for f in SHAPE)
+        if fit is None:
+            offer = " No model with its settings fits."
+        else:
+            offer = (f" {'The sliders hold the nearest model' if held else 'The nearest model'}"
+                     f" within the caps{'' if held else ' is'}: {describe_model(fit)} "
+                     f"({num_params(fit):,} parameters), every other setting as in lesson 4.")
+        st.warning(f"Lesson 4's model ({describe_model(wanted)}) is over this server's caps. "
+                   + " ".join(caps.problems(wanted)) + offer, icon=":material/tune:")
+        if fit is not None and not held:
+            st.button("Load the nearest model within the caps", key=f"act_{K}fit_builder",
+                      on_click=apply_shape, args=(fit,))
+if model_config is not None:
+    st.caption(f"**Model:** {describe_model(model_config)}; vocabulary {model_config.vocab_size:,} "
+               f"(the tokenizer's); {num_params(model_config):,} parameters.")
+
 # ------------------------------------------------------------------ budget
+exercise_ui.question("train.untrained_loss")
 st.subheader("2 · The budget, before you press Train")
-
-
-@st.cache_data(max_entries=16, show_spinner="Timing one training step…")
-def measured_step_seconds(config: dict, batch_size: int) -> float:
-    """Time a few real steps of this model (a throwaway copy) on random tokens."""
-    model = GPT(GPTConfig(**config))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randint(0, config["vocab_size"], (batch_size, config["block_size"]))
-    times = []
-    for _ in range(4):
-        t0 = time.perf_counter()
-        _, loss = model(x, x)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - t0)
-    return min(times[1:])
-
-
 if problem:
     st.error(problem, icon=":material/block:")
+    nearest = caps.nearest(model_config) if model_config is not None else None
+    if nearest is not None and caps.problems(model_config):
+        st.button(f"Use the nearest model within the caps: {nearest.n_layer} layers × "
+                  f"{nearest.n_head} heads × {nearest.n_embd}, context {nearest.block_size} "
+                  f"({num_params(nearest):,} parameters)", key=f"act_{K}fit",
+                  on_click=apply_shape, args=(nearest,), icon=":material/fit_screen:")
 else:
-    n_params = budget.num_params(model_config)
-    step_s = measured_step_seconds(model_config.to_dict(), batch)
-    tokens_per_step = batch * model_config.block_size
-    n_evals = steps // eval_every + 1
-    eval_tokens = corpus.n_chars / (1 if tok_kind == "char" else 3.5) * 0.1 + 32_768
-    eval_s = eval_tokens / max(3 * tokens_per_step / step_s, 1)
-    estimate = min(steps * step_s + n_evals * eval_s, caps.max_seconds)
+    times = runs_view.step_times(model_config.to_dict(), batch)
+    est = trainmod.estimate_run(model_config, train_config, tokens.n_tokens, times)
     b = st.columns(5)
-    b[0].metric("parameters", f"{n_params:,}", help=f"limit {caps.max_params:,}")
-    b[1].metric("tokens per step", f"{tokens_per_step:,}", help="batch × context")
-    b[2].metric("one step (measured)", f"{step_s * 1000:,.0f} ms")
-    b[3].metric("tokens per second", f"{tokens_per_step / step_s:,.0f}")
-    b[4].metric("estimated time", f"{estimate:,.0f} s",
-                help=f"{steps} steps + {n_evals} evaluations; capped at {caps.max_seconds} s")
-    st.caption(f"Training FLOPs: {budget.flops_per_token(model_config)['train'] * tokens_per_step * steps / 1e12:,.2f} "
-               f"TFLOP in all. The loss starts near ln(vocabulary) = {math.log(vocab):.2f}: "
-               "a model that knows nothing spreads its bet evenly over every token.")
+    b[0].metric("parameters", f"{num_params(model_config):,}", help=f"limit {caps.max_params:,}")
+    b[1].metric("tokens per step", f"{est.tokens_per_step:,}", help="batch × context")
+    b[2].metric("one step (measured)", f"{times.step_s * 1000:,.1f} ms")
+    b[3].metric("tokens per second", f"{est.tokens_per_s:,.0f}")
+    b[4].metric("estimated time", f"{est.total_s:,.0f} s",
+                help=f"{est.steps:,} steps and {est.evals} evaluations; training stops at "
+                     f"{caps.max_seconds} s")
+    with st.expander("How the estimate is made"):
+        st.markdown(
+            f"The corpus is **{tokens.n_tokens:,} tokens** ({tokens.chars_per_token:.2f} "
+            "characters per token, counted with this tokenizer). Each evaluation reads the whole "
+            f"validation split and {train_config.eval_train_tokens:,} training tokens, "
+            f"**{est.eval_tokens:,} tokens** in full windows, then samples "
+            f"{train_config.sample_tokens} tokens. The costs were measured on this machine just "
+            "now.")
+        st.latex(r"t = S \cdot t_\text{step} + E \cdot (N_\text{eval}\, t_\text{token} + "
+                 r"n_\text{sample}\, t_\text{sample})")
+        st.latex((rf"= {est.steps:,} \times {times.step_s * 1e3:,.1f}\,\text{{ms}} + "
+                  rf"{est.evals} \times ({est.eval_tokens:,} \times "
+                  rf"{times.eval_token_s * 1e6:,.2f}\,\mu\text{{s}} + {train_config.sample_tokens}"
+                  rf" \times {times.sample_token_s * 1e3:,.2f}\,\text{{ms}}) = "
+                  rf"{est.total_s:,.1f}\,\text{{s}}").replace(",", "{,}"))
+        st.caption(f"Training: {est.train_flops / 1e12:,.2f} TFLOP in all (≈ 6 × parameters per "
+                   f"token), {est.train_flops / est.steps / times.step_s / 1e9:,.1f} GFLOP/s as "
+                   "measured.")
+        ui.show_code(trainmod.measure_step_times, trainmod.estimate_run)
+
+    start = runs_view.untrained_loss(model_config, state.seed(), tokens)
+    st.markdown(f"**Where the loss starts.** Untrained, this very model (seed {state.seed()}) "
+                f"scores **{start['loss']:.3f}** on the first {len(tokens.val_head):,} validation "
+                f"tokens, not ln {model_config.vocab_size:,} = {start['uniform']:.3f}, an even bet "
+                "on every token.")
+    if model_config.tie_weights:
+        st.markdown(
+            "If the logits did not depend on the answer, the loss could not start below ln V on "
+            "average (unequal random logits only cost more). This head is **tied**: the logits "
+            "are h · wteᵀ, and h is mostly the embedding e of the token just read, so that "
+            f"token's own logit is about |e|²-sized, **{start['own_logit_gap']:+.2f}** above the "
+            f"mean here. The **{start['repeat_share']:.1%}** of next tokens that repeat the "
+            f"current one (indentation, doubled letters) cost {start['loss_on_repeats']:.3f}; the "
+            f"others {start['loss_on_others']:.3f}.")
+    else:
+        st.markdown(
+            "This head is **untied** (its own random matrix): the logits do not depend on the "
+            "answer, so on average the loss cannot start below ln V, and random logits that are "
+            "not all equal cost a little more (own-token logit gap "
+            f"{start['own_logit_gap']:+.2f}).")
+    st.caption(f"{start['tokens_used']:,} of the {model_config.vocab_size:,} tokens occur in these "
+               f"tokens; knowing only how often each occurs, with no context, would score "
+               f"{start['unigram_entropy']:.3f}. The first steps get there fast; the rest of "
+               "training is about context.")
+    ui.show_code(trainmod.starting_loss)
 
 # ------------------------------------------------------------------ train / stop
 st.subheader("3 · Train")
-c1, c2, c3 = st.columns([1, 1, 4])
+c1, c2, _ = st.columns([1, 1, 4])
 if c1.button("Train", type="primary", key=f"act_{K}train", disabled=bool(problem) or running):
-    if running:
-        st.warning("A run is already going: one run at a time per learner. Stop it first.")
-    else:
-        label = f"run {len(runs) + 1}"
-        run = labmod.TrainingRun(lab, corpus.text, tok_kind, bpe_vocab, model_config,
-                                 train_config, label,
-                                 snapshot_layer=st.session_state.get(f"{K}snap_layer", 0),
-                                 snapshot_head=st.session_state.get(f"{K}snap_head", 0))
-        runs.append(run.start())
-        for old in runs[:-MAX_RUNS_WITH_WEIGHTS]:  # bounded memory per learner
-            old.trainer, old.model = None, None
-        st.rerun()  # redraw with Train disabled, Stop enabled and the live view ticking
+    label = f"run {sum(isinstance(r, labmod.TrainingRun) for r in runs) + 1}"
+    runs.append(labmod.TrainingRun(lab, corpus.text, tok_kind, bpe_vocab, model_config,
+                                   train_config, label).start())
+    labmod.forget_old_weights(runs, MAX_RUNS_WITH_WEIGHTS)
+    st.rerun()  # redraw with Train disabled, Stop enabled and the live view ticking
 if c2.button("Stop", key=f"act_{K}stop", disabled=not running):
     current.stop()
     st.toast("Stopping…")
-with c3.expander("Attention snapshots: which layer and head"):
-    st.slider("Layer", 0, 7, 0, key=f"{K}snap_layer")
-    st.slider("Head", 0, 15, 0, key=f"{K}snap_head")
-
-
-def curves_frame(run) -> pd.DataFrame:
-    snap = run.snapshot()
-    rows = [{"iter": e["iter"], "loss": e[f"{split}_loss"], "split": f"{split} (evaluation)"}
-            for e in snap["evals"] for split in ("train", "val")]
-    if snap["steps"]:
-        steps_df = pd.DataFrame(snap["steps"], columns=["iter", "loss"])
-        steps_df["loss"] = steps_df["loss"].rolling(10, min_periods=1).mean()
-        stride = max(1, len(steps_df) // 300)  # at most ~300 points to draw
-        rows += [{"iter": int(i), "loss": float(v), "split": "train (batch, smoothed)"}
-                 for i, v in steps_df.iloc[::stride].itertuples(index=False)]
-    return pd.DataFrame(rows, columns=["iter", "loss", "split"])
 
 
 def live_view():
@@ -184,26 +259,32 @@ def live_view():
         st.info("Press **Train** to start. The chart below updates every second.")
         return
     snap = current.snapshot()
-    done = snap["steps"][-1][0] if snap["steps"] else 0
-    status = snap["status"]
     if snap["queue_position"]:
         st.warning(f"Queued: the app is busy with {lab.running} run(s) from other learners. "
                    f"Yours is number {snap['queue_position']} in line and starts by itself.",
                    icon=":material/hourglass_top:")
-    elif status in ("preparing", "training"):
-        eta = f" · ETA {snap['eta_s']:,.0f} s" if snap["eta_s"] is not None else ""
-        st.progress(min(done / max(snap["max_iters"], 1), 1.0),
-                    text=f"{current.label}: step {done:,} / {snap['max_iters']:,} · "
-                         f"{snap['tokens_per_s']:,.0f} tokens/s{eta}")
-        if status == "preparing":
-            st.caption(snap["message"])
+    elif current.active:
+        st.progress(min(snap["step"] / max(snap["max_iters"], 1), 1.0),
+                    text=f"{labmod.status_line(current.label, snap)} · "
+                         f"{snap['tokens_per_s']:,.0f} tokens/s")
     else:
         kind = {"done": st.success, "stopped": st.info, "diverged": st.error,
-                "failed": st.error}.get(status, st.info)
+                "failed": st.error}.get(snap["status"], st.info)
         kind(f"{current.label}: {snap['message']}")
-    frame = curves_frame(current)
-    if not frame.empty:
-        st.altair_chart(charts.loss_chart(frame, title=f"{current.label}: loss"), width="stretch")
+    rows = labmod.curve_rows(snap)
+    left, right = st.columns([3, 2])
+    if rows:
+        left.altair_chart(charts.loss_chart(pd.DataFrame(rows), title=f"{current.label}: loss"),
+                          width="stretch")
+    with right:
+        maps = current.attention(0, 0)
+        if maps:
+            layer = runs_view.index_slider("Layer", current.model_config.n_layer, f"{K}live_layer")
+            head = runs_view.index_slider("Head", current.model_config.n_head, f"{K}live_head")
+            step, matrix = current.attention(layer, head)[-1]
+            labels = [ui.visible(t) for t in current.snapshot_tokens()]
+            st.altair_chart(charts.heatmap(matrix, labels, labels, f"attention at step {step}",
+                                           size=300, show_numbers=False), width="content")
     if snap["evals"] and snap["evals"][-1].get("sample"):
         last = snap["evals"][-1]
         st.caption(f"Sample at step {last['iter']} (val loss {last['val_loss']:.3f}):")
@@ -218,119 +299,188 @@ def live_view():
 # the animation and 0.03 without. At one update a second a jump reads the same.
 st.html("<style>[data-testid='stProgress'] * { transition: none !important; }</style>")
 st.fragment(run_every=1.0 if running else None)(live_view)()
+runs_view.live_sidebar_status()
+exercise_ui.exercise("train.train_step")
 
 # ------------------------------------------------------------------ results
-finished = [r for r in runs if not r.active and getattr(r, "model", None) is not None]
-if finished and finished[-1] is not None:
-    latest = finished[-1]
-    trained = state.trained_model()
-    if trained is None or trained.label != latest.label:
-        state.set_trained_model(state.TrainedModel(latest.model, latest.tokenizer, latest.label))
-
 st.subheader("4 · After a run")
+finished = [r for r in runs if not r.active and r.snapshot()["evals"]]
 if not finished:
     st.caption("Results appear here when a run ends.")
 else:
     names = [r.label for r in finished]
-    chosen = st.selectbox("Run", names, index=len(names) - 1, key=f"{K}result_run")
-    run = finished[names.index(chosen)]
+    if st.session_state.get(f"{K}results_seen") != len(names):  # a run ended: show it
+        st.session_state[f"{K}results_seen"] = len(names)
+        st.session_state[f"{K}result_run"] = names[-1]
+    run = finished[names.index(st.selectbox("Run", names, key=f"{K}result_run",
+                                            persist_state=PERSIST))]
     snap = run.snapshot()
-    if snap["evals"]:
-        last = snap["evals"][-1]
-        r = st.columns(4)
-        r[0].metric("validation loss", f"{last['val_loss']:.4f}")
-        r[1].metric("perplexity", f"{math.exp(last['val_loss']):,.2f}",
-                    help="exp(loss): as unsure as a uniform choice among this many tokens")
-        r[2].metric("train loss", f"{last['train_loss']:.4f}")
-        r[3].metric("steps", f"{last['iter']:,}")
-        st.latex(r"\text{perplexity} = e^{\text{loss}} = e^{%.3f} = %.2f" % (
-            last["val_loss"], math.exp(last["val_loss"])))
-    st.caption(f"{run.label} is now **your model** in lessons 1 and 3.")
+    last = snap["evals"][-1]
+    r = st.columns(4)
+    r[0].metric("validation loss", f"{last['val_loss']:.4f}")
+    r[1].metric("perplexity", f"{trainmod.perplexity(last['val_loss']):,.2f}",
+                help="e^loss: as unsure as a uniform choice among this many tokens")
+    r[2].metric("train loss", f"{last['train_loss']:.4f}")
+    r[3].metric("steps", f"{last['iter']:,}")
+    st.latex(r"\text{perplexity} = e^{\text{loss}} = e^{%.4f} = %.2f" % (
+        last["val_loss"], trainmod.perplexity(last["val_loss"])))
+    with st.expander("A bug to avoid: the loss in one base, the exponential in another"):
+        st.markdown("The tutorial's loss used `log10` (or `log2`) where cross-entropy uses the "
+                    "natural log. Any base works if the exponential uses the same one: the "
+                    "diagonal below is the true perplexity. Mix them and the perplexity is off "
+                    "by a power, ln c / ln b.")
+        st.table(runs_view.mixup_table(last["val_loss"]))
+        ui.show_code(trainmod.perplexity, trainmod.perplexity_mixups)
+    trained = state.trained_model()
+    if trained is not None:
+        st.caption(f"{trained.label} is now **your model** in lessons 1 and 3.")
 
-    tab_sample, tab_loss, tab_attn = st.tabs(["Sample", "Per-token loss", "Attention over training"])
-    with tab_sample:
-        s = st.columns(4)
-        temp = s[0].slider("Temperature", 0.1, 2.0, 0.8, 0.05, key=f"{K}s_temp")
-        top_k = s[1].slider("Top-k (0 = off)", 0, 200, 0, key=f"{K}s_topk")
-        top_p = s[2].slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{K}s_topp")
-        length = s[3].slider("Tokens", 10, 500, 200, 10, key=f"{K}s_len")
-        prompt = st.text_input("Prompt", "\n", key=f"{K}s_prompt", max_chars=500)
-        if st.button("Sample", key=f"act_{K}sample"):
-            with ui.explain_errors("sampling"):
-                ids = run.tokenizer.encode(prompt)[-run.model.config.block_size:] or [0]
-                g = torch.Generator().manual_seed(state.seed())
-                out = generate(run.model, torch.tensor([ids]), length, temperature=temp,
-                               top_k=top_k or None, top_p=None if top_p >= 1 else top_p, generator=g)
-                st.code(run.tokenizer.decode(out[0].tolist()), language=None)
-    with tab_loss:
-        if run.val_ids is None or len(run.val_ids) < 3:
-            st.caption("Per-token loss needs held-out text from this session's corpus.")
+    tabs = st.tabs(["Sample", "Samples during training", "Per-token loss",
+                    "Attention over training", "Continue training"])
+    with tabs[0]:
+        if not run.has_weights:
+            st.caption(f"{run.label}'s weights were let go (only the newest "
+                       f"{MAX_RUNS_WITH_WEIGHTS} runs keep them); its curves remain.")
         else:
-            ids = run.val_ids[: run.model.config.block_size + 1]
-            losses = trainmod.per_token_loss(run.model, ids)
-            ui.loss_spans([run.tokenizer.token_text(int(i)) for i in ids], losses)
-            finite = [v for v in losses if v == v]
-            st.caption(f"The first {len(ids)} tokens of the validation text, coloured by the "
-                       f"loss the model paid for each (mean {sum(finite) / len(finite):.3f}); "
-                       "green is expected, red is a surprise. Hover for the number.")
-    with tab_attn:
-        evals = [e for e in snap["evals"] if e.get("attention")]
-        if not evals or run.val_ids is None:
+            s = st.columns(4)
+            temp = s[0].slider("Temperature", 0.1, 2.0, 0.8, 0.05, key=f"{K}s_temp",
+                               persist_state=PERSIST)
+            top_k = s[1].slider("Top-k (0 = off)", 0, 200, 0, key=f"{K}s_topk",
+                                persist_state=PERSIST)
+            top_p = s[2].slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{K}s_topp",
+                                persist_state=PERSIST)
+            length = s[3].slider("Tokens", 10, 500, 200, 10, key=f"{K}s_len",
+                                 persist_state=PERSIST)
+            prompt = st.text_input("Prompt", "\n", key=f"{K}s_prompt", max_chars=500,
+                                   persist_state=PERSIST)
+            if st.button("Sample", key=f"act_{K}sample"):
+                with ui.explain_errors("sampling"):
+                    st.code(run.sample(prompt, length, temp, top_k or None,
+                                       None if top_p >= 1 else top_p, state.seed()), language=None)
+    with tabs[1]:
+        st.markdown("The tutorial's loop printed only the loss, so you never saw *what* the "
+                    "model had learned. This trainer writes a sample at every evaluation "
+                    "(150 tokens, temperature 0.8): read it turn from noise into words.")
+        st.dataframe(pd.DataFrame([{"step": e["iter"], "val loss": e["val_loss"],
+                                    "sample": e["sample"][:300]}
+                                   for e in snap["evals"] if e.get("sample")]),
+                     hide_index=True, width="stretch")
+        ui.show_code(trainmod.Trainer.sample)
+    with tabs[2]:
+        scored = run.token_losses()
+        if scored is None:
+            st.caption("Per-token loss needs the model and held-out text from this session's "
+                       "corpus.")
+        else:
+            ui.loss_spans(scored["tokens"], scored["losses"])
+            st.caption(f"The first {len(scored['tokens'])} tokens of the validation text, coloured "
+                       f"by the loss the model paid for each (mean {scored['mean']:.3f}); green "
+                       "is expected, red is a surprise. Hover for the number.")
+            ui.show_code(trainmod.per_token_loss)
+    with tabs[3]:
+        if not run.attention(0, 0):
             st.caption("No attention snapshots for this run.")
         else:
-            picks = sorted({0, len(evals) // 3, 2 * len(evals) // 3, len(evals) - 1})
-            labels = [ui.visible(run.tokenizer.token_text(int(i)))
-                      for i in run.val_ids[: len(evals[0]["attention"])]]
-            cols = st.columns(len(picks))
-            for col, i in zip(cols, picks):
-                col.altair_chart(charts.heatmap(evals[i]["attention"], labels, labels,
-                                                f"step {evals[i]['iter']}", size=230,
+            a = st.columns(2)
+            with a[0]:
+                layer = runs_view.index_slider("Layer", run.model_config.n_layer, f"{K}snap_layer")
+            with a[1]:
+                head = runs_view.index_slider("Head", run.model_config.n_head, f"{K}snap_head")
+            picks = labmod.spread(run.attention(layer, head), 4)
+            labels = [ui.visible(t) for t in run.snapshot_tokens()]
+            for col, (step, matrix) in zip(st.columns(len(picks)), picks):
+                col.altair_chart(charts.heatmap(matrix, labels, labels, f"step {step}", size=230,
                                                 show_numbers=False), width="content")
             st.caption("The same layer and head on the same held-out tokens, captured at "
-                       "several evaluations: structure appears as the model learns.")
+                       "evaluations across the run: structure appears as the model learns.")
+    with tabs[4]:
+        if not run.has_weights:
+            st.caption("Only a run that kept its weights can go on training.")
+        else:
+            more = st.slider("Continue for (steps)", 10, caps.max_steps, min(100, caps.max_steps),
+                             10, key=f"{K}more_steps", persist_state=PERSIST)
+            st.caption("A new run starts from this one's checkpoint (weights, optimizer, data "
+                       "order) and extends its curves; past the end of its cosine decay the "
+                       "learning rate stays at its minimum. An uploaded checkpoint trains on "
+                       "this session's corpus.")
+            if st.button(f"Continue {run.label} for {more:,} steps", key=f"act_{K}continue",
+                         disabled=running):
+                label = f"run {sum(isinstance(x, labmod.TrainingRun) for x in runs) + 1}"
+                text = run.text if isinstance(run, labmod.TrainingRun) else corpus.text
+                try:
+                    runs.append(labmod.TrainingRun.continuing(lab, run, text, more, label).start())
+                except (CheckpointError, ValueError) as e:
+                    st.error(str(e))
+                else:
+                    labmod.forget_old_weights(runs, MAX_RUNS_WITH_WEIGHTS)
+                    st.rerun()
 
 # ------------------------------------------------------------------ runs
+exercise_ui.question("train.perplexity_of")
+exercise_ui.exercise("train.perplexity")
+
 st.subheader("5 · Your runs")
 upload = st.file_uploader("Upload a checkpoint (.pt)", type=["pt"], key=f"act_{K}upload",
                           help="Saved by this lab or by `python -m gptcore.train --out`.")
 if upload is not None and st.session_state.get(f"{K}uploaded") != upload.file_id:
     st.session_state[f"{K}uploaded"] = upload.file_id
-    raw = upload.getvalue()
     try:
-        ckpt = ckptmod.load_checkpoint(io.BytesIO(raw), max_params=caps.max_params)
-        loaded = labmod.LoadedRun(ckpt, raw, f"upload: {upload.name}")
-        runs.append(loaded)
-        state.set_trained_model(state.TrainedModel(loaded.model, loaded.tokenizer, loaded.label))
-        st.success(f"Loaded {upload.name}: {loaded.model.num_params():,} parameters, step "
-                   f"{loaded.step}. It is now your model in lessons 1 and 3.")
-    except ckptmod.CheckpointError as e:
+        loaded = labmod.LoadedRun.from_bytes(upload.getvalue(), f"upload: {upload.name}",
+                                             caps.max_params)
+    except CheckpointError as e:
         st.error(str(e))
-if runs:
-    st.table(pd.DataFrame([r.summary() for r in runs]).set_index("run"))
-    curves = pd.DataFrame([{"run": r.label, "iter": e["iter"], "loss": e["val_loss"],
-                            "train_loss": e["train_loss"]}
+    else:
+        runs.append(loaded)
+        runs_view.adopt_latest(runs)
+        st.success(f"Loaded {upload.name}: {loaded.model.num_params():,} parameters, step "
+                   f"{loaded.step:,}. It is now your model in lessons 1 and 3.")
+
+
+def runs_view_live():
+    if not runs:
+        st.caption("Every run of this browser session appears here, with its curve.")
+        return
+    st.table(runs_view.runs_table(runs))
+    curves = pd.DataFrame([{"run": r.label, "iter": e["iter"], "loss": e["val_loss"]}
                            for r in runs for e in r.snapshot()["evals"]])
     if not curves.empty:
         st.altair_chart(charts.loss_chart(curves, color="run", title="Validation loss, all runs"),
                         width="stretch")
-        d1, d2 = st.columns(2)
-        d1.download_button("Download the curves (CSV)", curves.rename(columns={"loss": "val_loss"})
-                           .to_csv(index=False), "gptcore-runs.csv", "text/csv", key=f"act_{K}csv",
-                           on_click="ignore")
-        with_weights = [r for r in runs if not r.active and getattr(r, "model", None) is not None
-                        and (isinstance(r, labmod.LoadedRun) or r.trainer is not None)]
-        if with_weights:
-            pick = d2.selectbox("Checkpoint of", [r.label for r in with_weights], key=f"{K}ckpt_pick",
-                                index=len(with_weights) - 1)
-            chosen_run = with_weights[[r.label for r in with_weights].index(pick)]
-            d2.download_button("Download the checkpoint", chosen_run.checkpoint_bytes,
-                               f"{pick.replace(' ', '-').replace(':', '')}.pt",
-                               "application/octet-stream", key=f"act_{K}ckpt", on_click="ignore")
-else:
-    st.caption("Every run of this browser session appears here, with its curve.")
 
-ui.show_code(trainmod.lr_at, trainmod.train_step, trainmod.evaluate)
+
+st.fragment(run_every=1.0 if running else None)(runs_view_live)()
+ready = [r for r in runs if r.has_weights]
+if runs:
+    d1, d2 = st.columns(2)
+    d1.download_button("Download the curves (CSV)", pd.DataFrame(
+        [{"run": r.label, "iter": e["iter"], "train_loss": e["train_loss"],
+          "val_loss": e["val_loss"]} for r in runs for e in r.snapshot()["evals"]]
+    ).to_csv(index=False), "gptcore-runs.csv", "text/csv", key=f"act_{K}csv", on_click="ignore")
+    if ready:
+        pick = d2.selectbox("Checkpoint of", [r.label for r in ready], key=f"{K}ckpt_pick",
+                            index=len(ready) - 1, persist_state=PERSIST)
+        chosen_run = ready[[r.label for r in ready].index(pick)]
+        d2.download_button("Download the checkpoint", chosen_run.checkpoint_bytes,
+                           f"{pick.replace(' ', '-').replace(':', '')}.pt",
+                           "application/octet-stream", key=f"act_{K}ckpt", on_click="ignore")
+
+# ------------------------------------------------------------------ recap
+st.subheader("6 · Train the GPT you wrote")
+yourgpt_view.section(corpus, runs, caps.max_params)
+
+st.subheader("Recap")
+st.markdown("""
+- A run's cost is known before it starts: steps × a measured step, plus evaluations that read
+  the whole validation split; the budget above is that sum, not a guess.
+- An untrained GPT scores about ln V, a little below it with a tied head: its own-token logit
+  is a head start on repeated tokens.
+- Perplexity is e^loss with the loss in nats; a log in one base and an exponential in
+  another are off by a power.
+- Sampling at every evaluation shows what the loss curve cannot: the text the model writes.
+""")
+ui.show_code(trainmod.lr_at, trainmod.train_step, trainmod.evaluate, trainmod.eta_seconds)
 st.markdown("Outgrown the browser? The same trainer runs headless: "
             "`python -m gptcore.train --preset fast-cpu --corpus input.txt`, and on many "
             "processes or GPUs with `torchrun --nproc_per_node N -m gptcore.train …`.")
+exercise_ui.notebook_download(5)
 page.footer(5)

@@ -109,10 +109,11 @@ def assert_no_trace(sb, out):
         assert not path.exists(), f"{path} was written"
 
 
-def stopped(out, kind: str, words: str):
+def stopped(out, kind: str) -> str:
+    """The plain message of a run the sandbox stopped, after checking it was stopped for `kind`."""
     assert out["ok"] is False, out
     assert out["kind"] == kind, out
-    assert words in out["message"], out["message"]
+    return out["message"]
 
 
 def feedback(out) -> str:
@@ -192,7 +193,7 @@ def double(x):
     "import os\ntry:\n    os.fork()\nexcept BaseException:\n    pass\nos.posix_spawn('/bin/id', ['id'], {})",
 ])
 def test_starting_a_process_is_refused(sb, code):
-    stopped(attack(sb, code), "process", "tried to start a process — that is not allowed here")
+    assert "tried to start a process — that is not allowed here" in stopped(attack(sb, code), "process")
 
 
 @pytest.mark.parametrize("code", [
@@ -207,7 +208,7 @@ def test_starting_a_process_is_refused(sb, code):
     "import ctypes\nctypes.CDLL(None).syscall(0x40000000 | 41, 2, 1, 0)",  # x32 ABI socket
 ])
 def test_ctypes_syscalls_are_killed_by_seccomp(sb, code):
-    stopped(attack(sb, code), "syscall", "system call that is not allowed here")
+    assert "system call that is not allowed here" in stopped(attack(sb, code), "syscall")
 
 
 def test_no_reach_into_other_processes_of_the_same_user(sb):
@@ -248,8 +249,8 @@ def double(x):
 
 @pytest.mark.parametrize("target", [str(p) for p in OUTSIDE])
 def test_writing_outside_scratch_is_refused(sb, target):
-    stopped(attack(sb, f"open({target!r}, 'w').write('x')"), "write", "outside its own scratch folder")
-    stopped(attack(sb, f"import os\nos.open({target!r}, os.O_WRONLY | os.O_CREAT)"), "write", "scratch")
+    assert "outside its own scratch folder" in stopped(attack(sb, f"open({target!r}, 'w').write('x')"), "write")
+    assert "scratch" in stopped(attack(sb, f"import os\nos.open({target!r}, os.O_WRONLY | os.O_CREAT)"), "write")
 
 
 def test_writing_outside_scratch_via_ctypes_hits_landlock(sb):
@@ -285,7 +286,7 @@ def double(x):
 
 def test_filling_the_disk_is_stopped(sb):
     src = "for i in range(2000):\n    open(f'f{i}', 'wb').write(b'x' * 60_000)"
-    stopped(attack(sb, src), "disk", "more than 16 MB of files")
+    assert "more than 16 MB of files" in stopped(attack(sb, src), "disk")
 
 
 # ---------------------------------------------------------------- network
@@ -309,7 +310,7 @@ def test_sockets_are_refused(sb, listeners):
     _tcp, _unix, port, path = listeners
     for code in (f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)",
                  f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({path!r})"):
-        stopped(attack(sb, code), "network", "network connection — that is not allowed here")
+        assert "network connection — that is not allowed here" in stopped(attack(sb, code), "network")
     # socketpair() raises no audit event before its syscall: seccomp answers EACCES
     assert feedback(attack(sb, "import socket\nsocket.socketpair()")).startswith("PermissionError")
     src = f"""
@@ -332,7 +333,7 @@ raise SystemError(repr((fds, errs)))
     "import os, signal\nos.killpg(0, signal.SIGTERM)",
 ])
 def test_signalling_others_is_refused(sb, code):
-    stopped(attack(sb, code), "signal", "signal another process — that is not allowed here")
+    assert "signal another process — that is not allowed here" in stopped(attack(sb, code), "signal")
 
 
 def test_environment_and_proc_are_hidden(sb):
@@ -363,7 +364,7 @@ raise SystemError(repr(found))
 
 def test_endless_loop_hits_the_cpu_limit(sb):
     out = attack(sb, "while True:\n    pass", limits=dataclasses.replace(LIMITS, cpu_s=1))
-    stopped(out, "cpu", "more than 1 s of computing time")
+    assert "more than 1 s of computing time" in stopped(out, "cpu")
 
 
 def test_sleeping_loop_hits_the_wall_limit_while_a_normal_check_carries_on(sb):
@@ -377,7 +378,7 @@ def test_sleeping_loop_hits_the_wall_limit_while_a_normal_check_carries_on(sb):
     assert attack(sb, GOOD)["result"]["passed"] is True  # runs beside the sleeper
     assert time.monotonic() - start < 1.5
     t.join()
-    stopped(box["out"], "timeout", "took longer than 2 s")
+    assert "took longer than 2 s" in stopped(box["out"], "timeout")
     assert 2 <= box["out"]["meta"]["wall_s"] < 3
     assert children_of(sb.zygote_pid) == []
 
@@ -386,7 +387,7 @@ def test_sleeping_loop_hits_the_wall_limit_while_a_normal_check_carries_on(sb):
                                   "x = []\nwhile True:\n    x.append(bytearray(10**7))  # to 512 MB",
                                   "import torch\ntorch.ones(10**5, 10**4)"])
 def test_memory_bombs_are_stopped(sb, code):
-    stopped(attack(sb, code), "memory", "used more than 512 MB")
+    assert "used more than 512 MB" in stopped(attack(sb, code), "memory")
 
 
 @pytest.mark.parametrize("code", ["print('x' * 100_000_000)",
@@ -396,17 +397,17 @@ def test_memory_bombs_are_stopped(sb, code):
                                   "    except OSError:\n        pass"])
 def test_output_flood_is_stopped(sb, code):
     out = attack(sb, code)
-    stopped(out, "output", "printed more than 64 KB")
+    assert "printed more than 64 KB" in stopped(out, "output")
     assert len(out["output"]) <= 4096
 
 
 def test_result_pipe_flood_is_stopped(sb):
-    stopped(attack(sb, "import os\nwhile True:\n    os.write(3, b'x' * 65536)"), "too_much_data", "sent back")
+    assert "sent back" in stopped(attack(sb, "import os\nwhile True:\n    os.write(3, b'x' * 65536)"), "too_much_data")
 
 
 def test_exit_and_crash_are_explained(sb):
-    stopped(attack(sb, "import os\nos._exit(3)"), "exit", "exit status 3")
-    stopped(attack(sb, "import ctypes\nctypes.string_at(0)"), "crash", "SIGSEGV")
+    assert "exit status 3" in stopped(attack(sb, "import os\nos._exit(3)"), "exit")
+    assert "SIGSEGV" in stopped(attack(sb, "import ctypes\nctypes.string_at(0)"), "crash")
 
 
 # ---------------------------------------------------------------- streaming, queue, lock, restart
@@ -448,7 +449,7 @@ def test_zygote_restarts_after_being_killed(sb):
     time.sleep(0.3)
     os.kill(old, signal.SIGKILL)
     out = run.wait(10)
-    stopped(out, "restart", "restarted")
+    assert "restarted" in stopped(out, "restart")
     out = sb.run("standin", {"source": GOOD}, learner="eve")
     assert out["result"]["passed"] and sb.zygote_pid not in (None, old)
     (live,) = os.listdir(sb.scratch_base)  # the dead zygote's folder (and its run's) is gone

@@ -175,3 +175,17 @@ def test_use_my_attention_equals_the_books_and_broken_code_says_why(sandbox_read
     broken = {**code, "attention.causal_mask": "def causal_mask(T):\n    return None\n"}
     with pytest.raises(yours.YourCodeFailed, match="causal_mask"):
         yours.attention_weights(q, k, broken, learner="t-attn")
+
+
+def test_use_my_filters_in_lesson_1s_view_equals_the_books(sandbox_ready):
+    from classroom import yours
+    from gptcore.generate import top_tokens
+
+    code = {i: BY_ID[i].solution for i in ("generate.top_k_filter", "generate.top_p_filter")}
+    logits = yours.rounded(torch.randn(50257, generator=torch.Generator().manual_seed(3)) * 3)
+    mine = yours.top_tokens(logits, 15, 0.8, 40, 0.9, code, learner="t-view")
+    book = top_tokens(logits, 15, temperature=0.8, top_k=40, top_p=0.9)
+    assert mine.n_kept == book.n_kept and mine.vocab_size == book.vocab_size
+    for a, b in zip(mine.rows, book.rows):
+        assert a["id"] == b["id"] and a["kept"] == b["kept"]
+        assert a["final"] == pytest.approx(b["final"], rel=1e-4, abs=1e-7)

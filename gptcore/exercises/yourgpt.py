@@ -79,7 +79,8 @@ def train_side_by_side(block_class, text: str, config: GPTConfig, cfg: TrainConf
     """Train the reference GPT and yours on the same batches; report where the curves part.
 
     Returns {"steps": [(iter, reference loss, your loss)], "parted_at": step or None,
-    "max_difference", "val_loss": {"reference", "yours"}, "sample", "weights" (yours, under
+    "max_difference", "val_loss" and "train_loss": {"reference", "yours"} (exact, as the
+    trainer evaluates), "sample", "weights" (yours, under
     the book's names), "config", "tokenizer"}.
     """
     tokenizer, train_ids, val_ids = prepare_data(text, "char", 0, cfg.val_fraction)
@@ -105,9 +106,12 @@ def train_side_by_side(block_class, text: str, config: GPTConfig, cfg: TrainConf
         if not math.isfinite(your_loss):
             break
     val = {name: evaluate(t.model, val_ids, config.block_size) for name, t in trainers.items()}
+    train = {name: evaluate(t.model, t.train_eval_ids, config.block_size)
+             for name, t in trainers.items()}
     start = val_ids[:1].view(1, 1)
     out = generate(yours, start, sample_tokens, temperature=0.8, use_cache=False,
                    generator=torch.Generator().manual_seed(cfg.seed))
     return {"steps": steps, "parted_at": parted_at, "max_difference": worst, "val_loss": val,
+            "train_loss": train,
             "sample": tokenizer.decode(out[0].tolist()), "weights": as_book_weights(yours),
             "config": config, "tokenizer": tokenizer}
