@@ -1,5 +1,7 @@
-"""The models a lesson can look at: DistilGPT2, a host's local folder, a DistilGPT2-shaped
-model with random weights, or the learner's own model from lesson 5; and the picker."""
+"""The models a lesson can look at: DistilGPT2, a host's local folder, the learner's own model
+from lesson 5, the small Shakespeare GPT the app ships (so that a class with no network still
+sees a model that has learned something), a DistilGPT2-shaped model with random weights; and
+the picker."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,11 +12,14 @@ import streamlit as st
 from classroom import corpora, hub, state
 from classroom.shared import hub_status
 from classroom.state import Keys
+from gptcore.checkpoint import CheckpointError
 
 MODELS_DIR = corpora.DATA_DIR / "models"  # local GPT-2 folders a host may add
-SRC_DISTIL, SRC_LOCAL, SRC_RANDOM, SRC_TRAINED = (
+# Trained by `python -m gptcore.train --preset nanogpt-cpu ... --export` (README, "The shipped model")
+SHIPPED_PATH = corpora.DATA_DIR / "shakespeare-char.pt"
+SRC_DISTIL, SRC_LOCAL, SRC_RANDOM, SRC_TRAINED, SRC_SHIPPED = (
     "DistilGPT2 (Hugging Face)", "Local model folder", "Random DistilGPT2-shaped (untrained)",
-    "Your trained model (lesson 5)")
+    "Your trained model (lesson 5)", "Small Shakespeare GPT (shipped, trained)")
 
 
 @dataclass
@@ -46,11 +51,26 @@ def shared_hf_model(source: str, folder: str = ""):
     return hub.random_gpt2(seed=0)
 
 
+@st.cache_resource(max_entries=1, show_spinner="Loading the small Shakespeare GPT…")
+def shipped_model():
+    """The character-level GPT the app ships (checked like any upload); one copy for everyone."""
+    from gptcore.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(SHIPPED_PATH)
+    if not ckpt["history"]:
+        raise CheckpointError("it has no evaluation history.")
+    return ckpt["model_obj"], ckpt["tokenizer_obj"], ckpt["history"][-1]["val_loss"]
+
+
 def model_sources() -> list[str]:
-    """The models that can be had here, best first; sets the session's choice if it has none."""
+    """The models that can be had here, best first; sets the session's choice if it has none.
+
+    Offline, the random DistilGPT2-shaped model comes before the shipped one: it keeps GPT-2's
+    tokens, which lesson 1 is about; the shipped model reads characters."""
     distil_ok = hub_status().online or hub.cached_snapshot() is not None
     options = ([SRC_DISTIL] if distil_ok else []) + ([SRC_LOCAL] if local_model_dirs() else []) \
-        + ([SRC_TRAINED] if state.trained_model() else []) + [SRC_RANDOM]
+        + ([SRC_TRAINED] if state.trained_model() else []) + [SRC_RANDOM] \
+        + ([SRC_SHIPPED] if SHIPPED_PATH.is_file() else [])
     if st.session_state.get(Keys.model_choice) not in options:
         st.session_state[Keys.model_choice] = options[0]
     return options
@@ -68,14 +88,30 @@ def model_picker(key_prefix: str = "") -> ActiveModel:
         st.info(
             f"**DistilGPT2 is not available here.** The Hugging Face Hub can't be reached "
             f"(checked in {status.seconds:.1f} s) and the model is not in the local cache. "
-            "You can still do everything in this lesson with: a **local model folder** "
-            f"(set `{hub.MODEL_DIR_ENV}` or put a `save_pretrained` folder in `data/models/`), a "
-            "**DistilGPT2-shaped model with random weights** (every shape and number is real, "
-            "but it has learned nothing, so its text is noise), or **your own model** once you "
-            "have trained one in lesson 5.", icon=":material/cloud_off:")
+            "You can still do everything in this lesson with: a **DistilGPT2-shaped model with "
+            "random weights** (GPT-2's tokens, every shape and number real, but it has learned "
+            "nothing, so its text is noise); the **small Shakespeare GPT** this app ships (it "
+            "reads characters, not GPT-2's tokens, and has learned real patterns: pick it to "
+            "see real probabilities); a **local model folder** "
+            f"(set `{hub.MODEL_DIR_ENV}` or put a `save_pretrained` folder in `data/models/`); "
+            "or **your own model** once you have trained one in lesson 5.",
+            icon=":material/cloud_off:")
     choice = st.radio("Model", options, key=Keys.model_choice, horizontal=True)
     if choice == SRC_TRAINED:
         return ActiveModel(trained.model, trained.tokenizer, f"your model ({trained.label})")
+    if choice == SRC_SHIPPED:
+        try:
+            model, tokenizer, val_loss = shipped_model()
+        except CheckpointError as e:  # a damaged install: say so, carry on with random weights
+            st.warning(f"The shipped model cannot be used: {e} Using the random-weights model "
+                       "instead.")
+            choice = SRC_RANDOM
+        else:
+            st.caption(f"A {model.config.n_layer}-layer character-level GPT trained on Tiny "
+                       f"Shakespeare with `gptcore.train` (validation loss {val_loss:.2f} nats "
+                       "per character): it spells and punctuates like a play, and makes "
+                       "little sense.")
+            return ActiveModel(model, tokenizer, "the small Shakespeare GPT")
     folder = ""
     if choice == SRC_LOCAL:
         folder = str(st.selectbox("Folder", folders, key=f"{key_prefix}folder",

@@ -4,7 +4,8 @@
     torchrun --nproc_per_node 2 -m gptcore.train --preset fast-cpu --corpus input.txt
 
 Prints one JSON line per evaluation (iter, train_loss, val_loss, elapsed_s, tokens_per_s,
-wall_s); `--out DIR` saves DIR/ckpt.pt at each evaluation and `--resume` continues from it.
+wall_s); `--out DIR` saves DIR/ckpt.pt at each evaluation and `--resume` continues from it;
+`--export FILE` writes the finished model without optimizer state, small enough to share.
 The loop itself is gptcore.trainer; the checkpoint format is gptcore.checkpoint.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from gptcore.checkpoint import save_checkpoint  # noqa: F401 - re-exported for scripts
+from gptcore.checkpoint import save_checkpoint
 from gptcore.model import GPT, GPTConfig
 from gptcore.presets import RECIPES
 from gptcore.trainer import Dist, Ending, TrainConfig, Trainer, perplexity, pick_device, prepare_data, train_step  # noqa: F401 - the book's training API, by its lesson's name
@@ -45,6 +46,8 @@ def _parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--out", help="folder for ckpt.pt (saved at each evaluation)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt")
+    p.add_argument("--export", help="at the end, a small checkpoint to share: the model, its "
+                   "tokenizer and history, no optimizer state (a third of ckpt.pt's size)")
     return p.parse_args(argv)
 
 
@@ -119,6 +122,9 @@ def main(argv=None) -> int:
     if args.resume and out and (out / "ckpt.pt").exists():
         trainer.load_state(torch.load(out / "ckpt.pt", map_location=device, weights_only=True))
     result = trainer.run()
+    if args.export and dist.is_main:
+        save_checkpoint({**trainer.checkpoint(), "optimizer": None, "generator": None},
+                        args.export)
     if dist.world > 1:
         import torch.distributed as torch_dist
 

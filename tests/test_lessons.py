@@ -28,7 +28,8 @@ def changes(at, control, value):
 def test_setup_offline_offers_the_random_fallback_and_explains():
     at = open_page("pages/1_setup.py")
     no_exception(at)
-    assert at.radio(key="model_choice").options == ["Random DistilGPT2-shaped (untrained)"]
+    assert at.radio(key="model_choice").options == ["Random DistilGPT2-shaped (untrained)",
+                                                    "Small Shakespeare GPT (shipped, trained)"]
     assert any("DistilGPT2 is not available here" in i.value for i in at.info)
     assert any("Untrained" in c.value for c in at.caption)
     assert any("81,912,576" in c.value for c in at.caption)  # DistilGPT2's parameter count
@@ -693,7 +694,7 @@ def test_gpt_builder_figures_equal_an_independent_recomputation():
         assert l4_metric(at, "parameters") == f"{n:,}"
         assert l4_metric(at, "weights (fp32)") == f"{4 * n / 1e6:,.1f} MB"
         assert l4_metric(at, "training memory (peak)") == f"{peak / 1e6:,.1f} MB"
-        assert l4_metric(at, "FLOPs per token") == f"{flops / 1e6:,.1f} M forward"
+        assert l4_metric(at, "forward FLOPs per token") == f"{flops / 1e6:,.1f} M"
         breakdown = l4_table(at, "component").set_index("component")
         assert breakdown.parameters.to_dict() == l4_breakdown_by_hand(config)
         assert breakdown.share.tolist() == [f"{p / n:.1%}" for p in breakdown.parameters]
@@ -714,8 +715,8 @@ def test_gpt_builder_figures_equal_an_independent_recomputation():
         assert trace.output.iloc[0] == str((B, T, V))
         assert (trace.output[trace.call.str.endswith("weights = softmax(q·kᵀ/√hs)")]
                 == str((B, config.n_head, T, T))).sum() == L
-        seen.append((l4_metric(at, "FLOPs per token"), l4_metric(at, "weights (fp32)")))
-    assert seen[0] == ("35.6 M forward", "122.0 MB")  # issue #16: not 61.3 M
+        seen.append((l4_metric(at, "forward FLOPs per token"), l4_metric(at, "weights (fp32)")))
+    assert seen[0] == ("35.6 M", "122.0 MB")  # issue #16: not 61.3 M
     assert seen[1][1] == "327.7 MB"  # DistilGPT2: 81,912,576 × 4 bytes, not "312.5 MB"
 
 

@@ -132,11 +132,18 @@ CLI_ARGS = ["--tokenizer", "char", "--n-layer", "1", "--n-head", "2", "--n-embd"
 def test_cli_prints_json_lines_and_stops_at_target(corpus_file, tmp_path):
     lines = run_cli(["--corpus", str(corpus_file), *CLI_ARGS, "--max-iters", "300",
                      "--eval-interval", "20", "--target-val-loss", "2.5",
-                     "--out", str(tmp_path / "out")])
+                     "--out", str(tmp_path / "out"), "--export", str(tmp_path / "small.pt")])
     assert all(set(l) >= {"iter", "train_loss", "val_loss", "elapsed_s", "tokens_per_s"} for l in lines)
     assert lines[-1]["val_loss"] <= 2.5 and all(l["val_loss"] > 2.5 for l in lines[:-1])
     assert lines[-1]["iter"] < 300
-    assert load_checkpoint(tmp_path / "out" / "ckpt.pt")["step"] == lines[-1]["iter"]
+    full = load_checkpoint(tmp_path / "out" / "ckpt.pt")
+    assert full["step"] == lines[-1]["iter"] and full["optimizer"] is not None
+    # --export: the same model and history, without optimizer state (AdamW's two moments)
+    small = load_checkpoint(tmp_path / "small.pt")
+    assert small["optimizer"] is None and small["generator"] is None
+    assert small["step"] == full["step"] and small["history"] == full["history"]
+    assert all(torch.equal(small["model"][k], t) for k, t in full["model"].items())
+    assert (tmp_path / "small.pt").stat().st_size < (tmp_path / "out" / "ckpt.pt").stat().st_size / 2
 
 
 def test_torchrun_two_processes_match_one(corpus_file):
