@@ -21,7 +21,7 @@ CHECK_BUTTON = {"name": "Check", "feather": "Play", "primary": True, "hasText": 
 # The editor answers only on Check (no "blur" responses): a blur fires when the learner clicks
 # another lesson in the sidebar, and that fragment rerun, racing the page switch, left the new
 # page blank (seen in Chromium: "Couldn't find fragment").
-EDITOR_OPTIONS = {"showLineNumbers": True, "tabSize": 4, "useSoftTabs": True, "wrap": False,
+EDITOR_OPTIONS = {"showLineNumbers": True, "tabSize": 4, "useSoftTabs": True, "wrap": True,
                   "fontFamily": "monospace", "fontSize": 14}
 
 

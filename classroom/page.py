@@ -78,9 +78,11 @@ def setup(lesson: int = 0, intro: str = "") -> None:
 def footer(lesson: int) -> None:
     """Links to the previous and the next lesson."""
     st.divider()
-    left, _, right = st.columns([2, 3, 2])
+    left, right = st.columns(2)  # halves: the longest title ("2 · Tokenization and the
+    # dataloader") fits on one line
     before, after = BY_NUMBER.get(lesson - 1), BY_NUMBER.get(lesson + 1)
     if before is not None:
         left.page_link(before.page, label=f"← {before.nav_title}")
     if after is not None and after in LESSONS:
-        right.page_link(after.page, label=f"{after.nav_title} →")
+        with right.container(horizontal_alignment="right"):
+            st.page_link(after.page, label=f"{after.nav_title} →")

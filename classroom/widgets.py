@@ -137,6 +137,14 @@ def megabytes(n_bytes: float) -> str:
     return f"{n_bytes / 1e6:,.1f} MB"
 
 
+def milliseconds(seconds: float) -> str:
+    """A duration for a metric: '41.3 ms', '1,383 ms' (no decimals past 100 ms), '2.50 s'."""
+    ms = seconds * 1000
+    if ms >= 10_000:
+        return f"{seconds:,.2f} s"
+    return f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.1f} ms"
+
+
 def nearest_divisible(value: int, divisor: int, low: int, high: int, step: int) -> int | None:
     """The value on a slider (low..high by step) nearest to `value` that `divisor` divides:
     a width that splits into that many heads. nearest_divisible(100, 3, 8, 1600, 8) -> 96."""

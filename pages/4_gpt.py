@@ -91,7 +91,7 @@ m[0].metric("parameters", f"{total:,}")
 m[1].metric("weights (fp32)", ui.megabytes(mem["weights"]))
 m[2].metric("training memory (peak)", ui.megabytes(mem["peak"]),
             help=f"One AdamW step on a batch of {batch} × {T_ctx} tokens, fp32: see below.")
-m[3].metric("FLOPs per token", f"{flops['forward'] / 1e6:,.1f} M forward",
+m[3].metric("forward FLOPs per token", f"{flops['forward'] / 1e6:,.1f} M",
             help=f"{flops['train'] / 1e6:,.1f} M to train (≈ 3 × forward)")
 
 c1, c2 = st.columns([2, 3])

@@ -189,7 +189,7 @@ else:
     b = st.columns(5)
     b[0].metric("parameters", f"{num_params(model_config):,}", help=f"limit {caps.max_params:,}")
     b[1].metric("tokens per step", f"{est.tokens_per_step:,}", help="batch × context")
-    b[2].metric("one step (measured)", f"{times.step_s * 1000:,.1f} ms")
+    b[2].metric("one step (measured)", ui.milliseconds(times.step_s))
     b[3].metric("tokens per second", f"{est.tokens_per_s:,.0f}")
     b[4].metric("estimated time", f"{est.total_s:,.0f} s",
                 help=f"{est.steps:,} steps and {est.evals} evaluations; training stops at "
