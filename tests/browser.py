@@ -91,6 +91,17 @@ def chromium():
             browser.close()
 
 
+def served_app(tmp_path_factory, warm: bool = True):
+    """A module's server (its log in a temporary folder), warmed up unless told not to:
+    `yield from served_app(tmp_path_factory)` in a module-scoped fixture."""
+    require_browser()
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    with streamlit_server(log_path=log) as (url, _):
+        if warm:
+            warm_up(url)
+        yield url
+
+
 def warm_up(url: str) -> None:
     """Open the home page once: until some session has run app.py's st.navigation, Streamlit
     treats pages/ as a v1 pages folder (a deep link would show "Page not found" first)."""

@@ -8,10 +8,7 @@ from tests import browser
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    browser.require_browser()
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    with browser.streamlit_server(log_path=log) as (url, _):
-        yield url
+    yield from browser.served_app(tmp_path_factory, warm=False)
 
 
 def test_every_sidebar_page_settles_without_exception(app_url):

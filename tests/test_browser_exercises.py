@@ -26,11 +26,7 @@ RIGHT_LN = WRONG_LN.replace("(torch.sqrt(var) + eps)", "torch.sqrt(var + eps)")
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    browser.require_browser()
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    with browser.streamlit_server(log_path=log) as (url, _):
-        browser.warm_up(url)
-        yield url
+    yield from browser.served_app(tmp_path_factory)
 
 
 def exercise_box(page, exercise_id):
