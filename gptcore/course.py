@@ -99,3 +99,81 @@ cosine curve.
 """),
 )
 BY_NUMBER: dict[int, Chapter] = {chapter.number: chapter for chapter in CHAPTERS}
+
+# The words the lessons use, each in one or two sentences, as the lessons mean them.
+GLOSSARY: dict[str, str] = {
+    "token": "A piece of text the model reads as one unit (a character, a word or a BPE "
+             "piece), numbered by its id in the vocabulary.",
+    "vocabulary (V)": "Every token a tokenizer can produce; GPT-2's has 50,257.",
+    "BPE (byte-pair encoding)": "A tokenizer that starts from the 256 bytes and repeatedly "
+                                "merges the most frequent neighbouring pair into a new token. "
+                                "GPT-2 first splits text into chunks with a regex, and pairs "
+                                "never cross a chunk.",
+    "context (block size, T)": "How many tokens the model reads at once; a training window "
+                               "has this many inputs.",
+    "embedding": "A learned vector per token id (token embedding) and per position (position "
+                 "embedding); their sum is what the first block reads.",
+    "logits": "One score per vocabulary token at each position; softmax turns them into "
+              "next-token probabilities.",
+    "softmax": "exp of each score divided by the sum of the exps: positive numbers that sum "
+               "to 1.",
+    "temperature": "Logits are divided by it before the softmax: below 1 sharpens the "
+                   "distribution, above 1 flattens it.",
+    "top-k / top-p": "Sampling filters: keep the k most likely tokens, or the smallest set "
+                     "whose probability reaches p.",
+    "attention": "Each token's output is a weighted average of every visible token's value "
+                 "vector, weighted by the softmax of query·key scores.",
+    "query, key, value (q, k, v)": "Three linear maps of a token's vector: what it looks "
+                                   "for, what it offers to be found by, and what it passes on.",
+    "causal mask": "Hides every later token from each position (score −∞ before the "
+                   "softmax), so the model cannot read the token it must predict.",
+    "head": "One attention computation on its own slice of the channels; multi-head "
+            "attention runs several side by side.",
+    "residual stream": "The vector each block adds its result to (x + f(x)); gradients flow "
+                       "straight through the additions.",
+    "LayerNorm": "Centres each vector on 0 and scales it to variance 1 over its channels, "
+                 "then applies a learned scale and shift.",
+    "pre-LN / post-LN": "Where LayerNorm sits: before each sublayer, inside the residual "
+                        "branch (GPT-2), or after the addition (the original Transformer).",
+    "GELU": "The MLP's activation, x·Φ(x) (Φ the normal CDF); GPT-2 uses a tanh "
+            "approximation of it.",
+    "weight tying": "The head reuses the token embedding matrix, saving V·C parameters.",
+    "KV cache": "During generation, the keys and values of tokens already read are kept, so "
+                "each new token costs one position's forward pass instead of the whole "
+                "prefix's.",
+    "cross-entropy (the loss)": "The mean of −ln p(true next token), in nats; an untrained model "
+                          "scores about ln V.",
+    "perplexity": "e^loss: as unsure as a uniform choice among that many tokens.",
+    "AdamW": "The optimizer: each weight moves by a running mean of its gradient divided by "
+             "the root of a running mean of its square; weight decay shrinks it towards 0 "
+             "apart from that step (decoupled).",
+    "warmup and cosine decay": "The learning rate rises linearly for the first steps, then "
+                               "falls along half a cosine to a minimum.",
+    "epoch": "One pass over every training window.",
+    "train / validation split": "The text the model learns from and the text held out to "
+                                "measure it, cut by position so overlapping windows never "
+                                "leak one into the other.",
+}
+
+# What the course builds on, cited where the lessons use it.
+REFERENCES: tuple[str, ...] = (
+    "The tutorial this course follows: *Building GPT Step-by-Step* (chapters 1 Setup to "
+    "5 Training).",
+    "Vaswani et al. (2017), *Attention Is All You Need*, NeurIPS. arXiv:1706.03762. "
+    "Scaled dot-product and multi-head attention (lesson 3).",
+    "Radford et al. (2019), *Language Models are Unsupervised Multitask Learners*, OpenAI. "
+    "GPT-2: byte-level BPE, pre-LN blocks, the weights lessons 1 and 4 load.",
+    "Kaplan et al. (2020), *Scaling Laws for Neural Language Models*. arXiv:2001.08361. "
+    "The 2N + 2·L·T·C forward FLOPs per token of lesson 4.",
+    "Sennrich, Haddow and Birch (2016), *Neural Machine Translation of Rare Words with "
+    "Subword Units*, ACL. arXiv:1508.07909. Byte-pair encoding (lesson 2).",
+    "Ba, Kiros and Hinton (2016), *Layer Normalization*. arXiv:1607.06450 (lesson 4).",
+    "Hendrycks and Gimpel (2016), *Gaussian Error Linear Units (GELUs)*. arXiv:1606.08415 "
+    "(lesson 4).",
+    "Xiong et al. (2020), *On Layer Normalization in the Transformer Architecture*, ICML. "
+    "arXiv:2002.04745. Why pre-LN keeps the gradients of every layer in range at the start of training (lesson 4).",
+    "Loshchilov and Hutter (2019), *Decoupled Weight Decay Regularization*, ICLR. "
+    "arXiv:1711.05101. AdamW (lesson 5).",
+    "Karpathy, *nanoGPT* (github.com/karpathy/nanoGPT, MIT). The baby-GPT recipe lesson 5 "
+    "and the benchmarks compare against.",
+)

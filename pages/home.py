@@ -3,6 +3,7 @@ import streamlit as st
 
 from classroom import page, progress
 from classroom.lessons import LESSONS
+from gptcore.course import GLOSSARY, REFERENCES
 
 page.setup()
 
@@ -60,3 +61,9 @@ st.markdown(
   `python -m gptcore.train --preset nanogpt-cpu --corpus input.txt`.
 """
 )
+
+st.subheader("Glossary and references")
+with st.expander(f"Glossary: {len(GLOSSARY)} words the lessons use"):
+    st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in GLOSSARY.items()))
+with st.expander("References"):
+    st.markdown("\n".join(f"- {ref}" for ref in REFERENCES))
