@@ -204,6 +204,24 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     return idx
 
 
+def positions_fed(prompt_len: int, max_new_tokens: int, context: int,
+                  use_cache: bool = True) -> int:
+    """How many token positions `generate` runs through the model: the work the KV cache saves.
+
+    Without a cache each new token re-reads the whole window, min(T + i, context) positions
+    at step i. With one, the first step reads the prompt and each later step one new token,
+    until the text outgrows the context: then the window slides and is read whole each step.
+    positions_fed(5, 40, 1024) -> 5 + 39 = 44; positions_fed(5, 40, 1024, False) -> 980.
+    """
+    total, cached = 0, None  # cached: how many tokens the cache holds, None for no cache
+    for length in range(prompt_len, prompt_len + max_new_tokens):
+        if not use_cache or length > context:
+            cached = None
+        total += min(length, context) if cached is None else length - cached
+        cached = length if use_cache else None
+    return total
+
+
 def generate_ids(model, ids: list[int], max_new_tokens: int, seed: int, temperature=1.0,
                  top_k=None, top_p=None) -> list[int]:
     """The ids `generate` appends to `ids`, drawn with a generator seeded by `seed`:

@@ -83,6 +83,11 @@ def lr_at(it: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
 
 
+def lr_schedule(cfg: TrainConfig) -> list[tuple[int, float]]:
+    """(step, learning rate) for every step of a run: what `lr_at` gives the optimizer."""
+    return [(it, lr_at(it, cfg)) for it in range(cfg.max_iters)]
+
+
 def pick_device(name: str = "auto") -> torch.device:
     if name != "auto":
         return torch.device(name)

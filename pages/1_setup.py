@@ -194,7 +194,23 @@ if stepper.picked:
 else:
     st.caption("Press **Next token**: the new token is drawn from the distribution shown, "
                "with the knobs above, and appended (in red) to the prompt.")
-ui.show_code(gen.StepThrough, gen.sample_next, gen.generate)
+with st.expander("Why each new token is cheap: the KV cache"):
+    context = gen.context_size(model) or len(prompt.ids) + max_new
+    cached = gen.positions_fed(len(prompt.ids), max_new, context)
+    recomputed = gen.positions_fed(len(prompt.ids), max_new, context, use_cache=False)
+    st.markdown(
+        "A new token changes nothing about the tokens before it: under the causal mask their "
+        "keys and values stay the same. So `generate` keeps every layer's k and v (the **KV "
+        "cache**) and, after reading the prompt once, feeds the model only the newest token, "
+        "whose query attends to the cached keys.")
+    st.latex(r"\underbrace{T + (n - 1)}_{\text{with the cache}} \quad\text{positions, "
+             r"against}\quad \underbrace{\sum_{i=0}^{n-1} \min(T + i,\ \text{context})}"
+             r"_{\text{re-reading the prefix}}")
+    st.caption(f"Here, for your {len(prompt.ids)}-token prompt and {max_new} new tokens: "
+               f"**{cached:,}** positions through the model with the cache, **{recomputed:,}** "
+               f"without ({recomputed / cached:,.1f}× the work). Past the context "
+               f"({context:,}) the window slides and is read whole again.")
+ui.show_code(gen.StepThrough, gen.sample_next, gen.generate, gen.positions_fed)
 
 # ------------------------------------------------------------------ recap
 st.subheader("Recap")

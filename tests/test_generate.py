@@ -175,3 +175,29 @@ def test_generate_ids_and_step_through_replay_generate():
     torch.testing.assert_close(stepper.last_logits, logits[0, -1])
     torch.testing.assert_close(next_token_logits(model, ids),
                                next_token_logits(model, torch.tensor([ids])))
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("prompt_len, new, context", [(5, 12, 64), (1, 1, 8), (6, 9, 8),
+                                                      (8, 5, 8), (30, 10, 32)])
+def test_positions_fed_counts_what_generate_runs(prompt_len, new, context, use_cache):
+    """Lesson 1's KV-cache figures: the positions each forward pass of `generate` reads,
+    counted on a real GPT, equal positions_fed (sliding past the context included)."""
+    from gptcore.generate import positions_fed
+    from gptcore.model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=context, n_layer=1, n_head=2, n_embd=16))
+    fed, original = [], model.forward_cached
+
+    def counting(idx, past=None):
+        fed.append(idx.size(1))
+        return original(idx, past)
+
+    model.forward_cached = counting
+    idx = torch.randint(0, 20, (1, prompt_len))
+    generate(model, idx, new, generator=torch.Generator().manual_seed(0), use_cache=use_cache)
+    assert len(fed) == new
+    assert sum(fed) == positions_fed(prompt_len, new, context, use_cache)
+    if use_cache and prompt_len + new - 1 <= context:
+        assert fed == [prompt_len] + [1] * (new - 1)  # the prompt once, then one token a step

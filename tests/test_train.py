@@ -393,3 +393,29 @@ def test_perplexity_mixups_against_losses_computed_in_each_base():
     assert wrong["perplexity"] == pytest.approx(perplexity(nats) ** 0.4343, rel=1e-3)
     one_nat = {(r["loss log"], r["exponent base"]): r["perplexity"] for r in perplexity_mixups(1.0)}
     assert one_nat["log10", "ln"] == pytest.approx(1.5439, abs=1e-4)  # the docstring's example
+
+
+def test_lr_schedule_is_what_the_optimizer_gets_at_every_step():
+    """Lesson 5 draws lr_schedule; the trainer's own optimizer must have used those rates."""
+    from gptcore.trainer import lr_schedule
+
+    tok, train_ids, val_ids = prepare_data(TEXT, "char", 0, 0.1)
+    cfg = TrainConfig(batch_size=4, max_iters=40, lr=1e-2, min_lr=1e-3, warmup_iters=5,
+                      lr_decay_iters=30, eval_interval=100, sample_tokens=0, seed=0)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=1, n_embd=8))
+    seen = []
+    trainer = Trainer(model, train_ids, val_ids, cfg, tok)
+    original = trainer.optimizer.step
+
+    def step(*args, **kwargs):  # the rate AdamW really applies, read at each update
+        seen.append(trainer.optimizer.param_groups[0]["lr"])
+        return original(*args, **kwargs)
+
+    trainer.optimizer.step = step
+    trainer.run()
+    schedule = lr_schedule(cfg)
+    assert [it for it, _ in schedule] == list(range(40))
+    assert seen == pytest.approx([lr for _, lr in schedule], rel=1e-12)
+    assert max(seen) == pytest.approx(1e-2) and seen[-1] == pytest.approx(1e-3)
+    assert seen.index(max(seen)) == 5  # warmup ends at step 5, then the cosine falls
