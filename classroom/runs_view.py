@@ -53,12 +53,12 @@ def sidebar_status() -> None:
             _status_caption(runs[-1])
 
 
-def live_sidebar_status() -> None:
-    """On lesson 5: the sidebar's status, redrawn every second while the run trains."""
+def live_sidebar_status(every: float = 1.0) -> None:
+    """On lesson 5: the sidebar's status, redrawn every `every` seconds while the run trains."""
     runs = st.session_state.get(Keys.runs) or []
     if runs and runs[-1].active and SLOT in st.session_state:
         with st.session_state[SLOT]:
-            st.fragment(run_every=1.0)(_status_tick)()
+            st.fragment(run_every=every)(_status_tick)()
 
 
 def _status_tick() -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from gptcore.checkpoint import save_checkpoint
+from gptcore.config import ACTIVATIONS
 from gptcore.model import GPT, GPTConfig
 from gptcore.presets import RECIPES
 from gptcore.trainer import Dist, Ending, TrainConfig, Trainer, perplexity, pick_device, prepare_data, train_step  # noqa: F401 - the book's training API, by its lesson's name
@@ -40,6 +41,8 @@ def _parse_args(argv=None):
                        ("sample-tokens", int), ("eval-screen-tokens", int),
                        ("eval-train-tokens", int)]:
         p.add_argument(f"--{name}", type=kind, default=None)
+    p.add_argument("--activation", choices=ACTIVATIONS, default=None,
+                   help="gelu: GPT-2's tanh approximation (the default); gelu_exact; relu")
     p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true")

@@ -34,11 +34,14 @@ lab = shared.shared_lab()
 caps = lab.caps
 runs = st.session_state.setdefault(state.Keys.runs, [])
 MAX_RUNS_WITH_WEIGHTS = 4  # older runs keep their curves, not their weights
+SLOW_TICK = 5.0  # seconds between redraws of what changes only at evaluations
 current = runs[-1] if runs else None
 running = current is not None and current.active
 
 BUILDER = "Lesson 4's builder"
-MODEL_CHOICES = {
+MODEL_CHOICES = {  # the first is the default: the lowest loss a learner's minute reaches
+    # (benchmarks.learner_minute: val 1.76 on Tiny Shakespeare in 53 s of training)
+    "Fast CPU (2 layers × 3 heads × 96, context 64)": BY_NAME["Fast CPU GPT"].model,
     "nanoGPT baby GPT (4 layers × 4 heads × 128, context 64)":
         BY_NAME["nanoGPT baby GPT (CPU)"].model,
     "Tiny (2 layers × 2 heads × 64, context 32)": BY_NAME["Tiny GPT"].model,
@@ -112,16 +115,16 @@ with c2:
     h = st.columns(3)
     lr = h[0].select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 1e-2,
                                               3e-2, 0.1, 1.0, 10.0, 100.0],
-                            value=4e-3, key=f"{K}lr", format_func=lambda v: f"{v:g}",
+                            value=1e-2, key=f"{K}lr", format_func=lambda v: f"{v:g}",
                             persist_state=PERSIST)
     batch = h[1].slider("Batch size", 1, 64, 32, key=f"{K}batch", persist_state=PERSIST)
-    steps = h[2].slider("Steps", 10, caps.max_steps, min(300, caps.max_steps), 10,
+    steps = h[2].slider("Steps", 10, caps.max_steps, min(1100, caps.max_steps), 10,
                         key=f"{K}steps", persist_state=PERSIST)
     h = st.columns(3)
     warmup = h[0].slider("Warmup steps", 0, 500, 30, 10, key=f"{K}warmup", persist_state=PERSIST)
     cosine = h[1].toggle("Cosine decay to lr/10", value=True, key=f"{K}cosine",
                          persist_state=PERSIST)
-    eval_every = h[2].slider("Evaluate every", 10, 500, 50, 10, key=f"{K}eval",
+    eval_every = h[2].slider("Evaluate every", 10, 500, 100, 10, key=f"{K}eval",
                              persist_state=PERSIST)
     h = st.columns(3)
     wd = h[0].slider("Weight decay", 0.0, 0.5, 0.1, 0.05, key=f"{K}wd", persist_state=PERSIST)
@@ -171,6 +174,31 @@ if st.session_state[f"{K}model"] == BUILDER and tokens is not None:
 if model_config is not None:
     st.caption(f"**Model:** {describe_model(model_config)}; vocabulary {model_config.vocab_size:,} "
                f"(the tokenizer's); {num_params(model_config):,} parameters.")
+
+with st.expander("How the weights move: AdamW, warmup and cosine decay"):
+    st.markdown(
+        "Each step, **AdamW** keeps two running means per weight, of its gradient g (m, the "
+        "direction) and of g² (v, the size), and moves the weight by m / √v: every weight "
+        "takes steps of about the learning rate η, whatever the scale of its gradient. "
+        "**Weight decay** λ shrinks the matrices (not biases or LayerNorm) towards 0 apart "
+        "from that step, which is the W in AdamW.")
+    st.latex(r"m \leftarrow \beta_1 m + (1-\beta_1)\,g,\quad v \leftarrow \beta_2 v + "
+             r"(1-\beta_2)\,g^2,\quad \theta \leftarrow \theta - \eta_t\Big(\frac{\hat m}"
+             r"{\sqrt{\hat v}+\epsilon} + \lambda\,\theta\Big)")
+    st.markdown(
+        "The rate η_t is not constant. **Warmup** raises it linearly over the first steps, "
+        "while m and v are still poor estimates; **cosine decay** (the switch above) then "
+        "lowers it along half a cosine to a tenth, so the last steps settle instead of "
+        "bouncing.")
+    st.latex(r"\eta_t = \eta_{\min} + \tfrac12\Big(1 + \cos\frac{\pi\,(t - t_w)}"
+             r"{S - t_w}\Big)(\eta - \eta_{\min}) \quad (t \ge t_w)")
+    if train_config is not None:
+        schedule = pd.DataFrame(trainmod.lr_schedule(train_config), columns=["step", "lr"])
+        schedule["run"] = "this run"
+        st.altair_chart(charts.curves_chart(schedule, "step", "lr", "run",
+                                            title="The learning rate of the run set up above"),
+                        width="stretch")
+    ui.show_code(trainmod.lr_at, trainmod.lr_schedule, trainmod.make_optimizer)
 
 # ------------------------------------------------------------------ budget
 exercise_ui.question("train.untrained_loss")
@@ -276,30 +304,42 @@ def live_view():
     if rows:
         left.altair_chart(charts.loss_chart(pd.DataFrame(rows), title=f"{current.label}: loss"),
                           width="stretch")
-    with right:
-        maps = current.attention(0, 0)
-        if maps:
-            layer = runs_view.index_slider("Layer", current.model_config.n_layer, f"{K}live_layer")
-            head = runs_view.index_slider("Head", current.model_config.n_head, f"{K}live_head")
-            step, matrix = current.attention(layer, head)[-1]
-            labels = [ui.visible(t) for t in current.snapshot_tokens()]
-            st.altair_chart(charts.heatmap(matrix, labels, labels, f"attention at step {step}",
-                                           size=300, show_numbers=False), width="content")
     if snap["evals"] and snap["evals"][-1].get("sample"):
         last = snap["evals"][-1]
-        st.caption(f"Sample at step {last['iter']} (val loss {last['val_loss']:.3f}):")
-        st.code(last["sample"][:600], language=None)
+        right.caption(f"Sample at step {last['iter']} (val loss {last['val_loss']:.3f}):")
+        right.code(last["sample"][:600], language=None)
     if not current.active and st.session_state.get(f"{K}shown") != current.id:
         st.session_state[f"{K}shown"] = current.id
         st.rerun()  # the run has ended: redraw the whole page with its results
+
+
+def live_attention():
+    """Attention of the training model, at its latest evaluation: snapshots are taken only at
+    evaluations, so this part redraws every few seconds, not every second."""
+    maps = current.attention(0, 0) if current is not None else None
+    if not maps:
+        return
+    a, b, _ = st.columns([1, 1, 2])
+    with a:
+        layer = runs_view.index_slider("Layer", current.model_config.n_layer, f"{K}live_layer")
+    with b:
+        head = runs_view.index_slider("Head", current.model_config.n_head, f"{K}live_head")
+    step, matrix = current.attention(layer, head)[-1]
+    labels = [ui.visible(t) for t in current.snapshot_tokens()]
+    st.altair_chart(charts.heatmap(matrix, labels, labels, f"attention at step {step}",
+                                   size=300, show_numbers=False), width="content")
 
 
 # After each tick the progress bar animates to its new width, repainting every frame: in
 # headless Chromium on this 2-core machine a page with a ticking bar used 0.07 of a core with
 # the animation and 0.03 without. At one update a second a jump reads the same.
 st.html("<style>[data-testid='stProgress'] * { transition: none !important; }</style>")
+# Live parts tick at the pace their numbers change. In headless Chromium on 2 cores, with
+# everything at one tick a second, the browser used 0.45 of a core while a run trained; the
+# attention map and the runs table each cost about 0.1 (benchmarks.app_overhead).
 st.fragment(run_every=1.0 if running else None)(live_view)()
-runs_view.live_sidebar_status()
+st.fragment(run_every=SLOW_TICK if running else None)(live_attention)()
+runs_view.live_sidebar_status(SLOW_TICK)
 exercise_ui.exercise("train.train_step")
 
 # ------------------------------------------------------------------ results
@@ -448,7 +488,7 @@ def runs_view_live():
                         width="stretch")
 
 
-st.fragment(run_every=1.0 if running else None)(runs_view_live)()
+st.fragment(run_every=SLOW_TICK if running else None)(runs_view_live)()
 ready = [r for r in runs if r.has_weights]
 if runs:
     d1, d2 = st.columns(2)
