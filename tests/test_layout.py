@@ -49,3 +49,14 @@ def test_importing_the_book_starts_nothing_and_changes_no_interpreter_setting():
 @pytest.mark.parametrize("path", CLASSROOM, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_classroom_never_imports_a_page(path):
     assert "pages" not in imported_modules(path)
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_pages_only_draw(path):
+    """A page reads widgets, calls gptcore or classroom, and renders: no tensors of its own."""
+    assert not imported_modules(path) & {"torch", "transformers", "tiktoken", "numpy"}
+
+
+def test_the_book_has_no_lab_hub_or_charts_module():
+    assert not {"lab.py", "hub.py", "charts.py", "ui.py"} & {p.name for p in BOOK}
+    assert {"lab.py", "hub.py", "charts.py"} <= {p.name for p in CLASSROOM}
