@@ -1230,3 +1230,14 @@ def test_training_lab_continues_a_run():
     assert table.loc["run 2", "continues"] == "run 1" and table.loc["run 2", "steps"] == "60"
     assert table.loc["run 1", "steps"] == "40"
     assert at.session_state["trained_model"].label == "run 2"
+
+
+def test_setup_kv_cache_figures_recounted():
+    """Lesson 1's KV-cache caption for the default prompt (5 GPT-2 tokens) and 40 new tokens:
+    with the cache the prompt once and then one token a step; without, the whole prefix."""
+    at = open_page("pages/1_setup.py")
+    T, n = 5, 40
+    cached, recomputed = T + (n - 1), sum(T + i for i in range(n))
+    assert (cached, recomputed) == (44, 980)
+    assert any(f"**{cached:,}** positions through the model with the cache, **{recomputed:,}** "
+               f"without ({recomputed / cached:,.1f}× the work)" in c.value for c in at.caption)
