@@ -196,6 +196,22 @@ def test_smooth_is_pandas_rolling_mean(window):
     assert smooth([4, 2, 3], 2) == [4.0, 3.0, 2.5] and smooth([], 5) == []
 
 
+@pytest.mark.parametrize("tie", [True, False])
+def test_init_model_builds_real_tensors_and_keeps_the_head_tied(tie):
+    """init_model builds on the meta device then allocates: no tensor may stay on meta, and a
+    tied head must still be the embedding matrix (to_empty gives each name its own tensor)."""
+    config = GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=32,
+                       tie_weights=tie)
+    model = init_model(config, 0)
+    assert all(t.device.type == "cpu" for t in model.state_dict().values())
+    assert (model.lm_head.weight is model.transformer.wte.weight) is tie
+    idx = torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(0))
+    _, loss = model(idx[:, :-1], idx[:, 1:])
+    assert torch.isfinite(loss) and abs(loss.item() - math.log(50)) < 0.3
+    loss.backward()  # one tensor, one gradient: the tie holds through backward too
+    assert model.transformer.wte.weight.grad is not None
+
+
 def test_init_model_is_gpt2s_initialization_decided_by_the_seed_alone():
     import threading
 
