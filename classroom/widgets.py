@@ -150,3 +150,9 @@ def nearest_divisible(value: int, divisor: int, low: int, high: int, step: int) 
     a width that splits into that many heads. nearest_divisible(100, 3, 8, 1600, 8) -> 96."""
     return min((v for v in range(low, high + 1, step) if v % divisor == 0),
                key=lambda v: abs(v - value), default=None)
+
+
+def metric_row(items: list[tuple]) -> None:
+    """Metrics side by side, one column each, from (label, value) or (label, value, help)."""
+    for column, (label, value, *help_) in zip(st.columns(len(items)), items):
+        column.metric(label, value, help=help_[0] if help_ else None)

@@ -6,7 +6,9 @@ from gptcore.course import CHAPTERS, GLOSSARY, REFERENCES
 from tests.conftest import ROOT
 from tests.test_app_pages import no_exception, open_page
 
-LESSON_TEXT = "\n".join([p.read_text() for p in sorted((ROOT / "pages").glob("[1-5]_*.py"))]
+LESSONS = (sorted((ROOT / "pages").glob("[1-5]_*.py"))  # the pages, and the demos they call
+           + sorted((ROOT / "classroom").glob("*_views.py")))
+LESSON_TEXT = "\n".join([p.read_text() for p in LESSONS]
                         + [c.explanation for c in CHAPTERS]).lower()
 
 
