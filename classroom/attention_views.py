@@ -22,12 +22,12 @@ MASK_NAMES = {"causal": "causal mask", "none": "no mask", "reversed": "reversed 
 
 def heatmap(*args, **kwargs):
     """charts.heatmap at its full size: the axes go around the plot, not into it."""
-    return charts.padded(charts.heatmap(*args, **kwargs))
+    return charts.heatmap(*args, pad=True, **kwargs)
 
 
 def draw_heatmap(where, *args, **kwargs) -> None:
     """A heatmap in `where` (st or a column), at its own width."""
-    where.altair_chart(heatmap(*args, **kwargs), width="content")
+    where.vega_lite_chart(heatmap(*args, **kwargs), width="content")
 
 
 # ------------------------------------------------------------------ 1 · one query by hand
@@ -52,7 +52,7 @@ def one_query(key: str) -> None:
 def toy_weights(toy: lab.ToyAttention, query_word: str) -> None:
     """The query's weights as bars, and its scores and weights as a table."""
     df = pd.DataFrame({"word": WORDS, "score": toy.scores, "weight": toy.weights})
-    st.altair_chart(charts.bar_chart(df, "weight", "word", f"Softmax weights for '{query_word}'",
+    st.vega_lite_chart(charts.bar_chart(df, "weight", "word", f"Softmax weights for '{query_word}'",
                                      fmt=".3f"), width="stretch")
     st.dataframe(df.style.format({"score": "{:.4f}", "weight": "{:.4f}"}), hide_index=True,
                  width="stretch")
@@ -105,7 +105,7 @@ def saturation_curves(seed: int) -> None:
              "measure": f"{name} ({'scaled' if s.scaled else 'unscaled'})"}
             for s in curve for name, value in (("largest weight", s.largest_weight),
                                                ("entropy", s.entropy))]
-    st.altair_chart(charts.line_chart(pd.DataFrame(rows), "d_k", "value", "measure",
+    st.vega_lite_chart(charts.line_chart(pd.DataFrame(rows), "d_k", "value", "measure",
                                       f"Random q, k with unit-variance entries, {N_KEYS} keys",
                                       log_x=True), width="stretch")
 

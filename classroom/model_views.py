@@ -111,7 +111,7 @@ def parameter_breakdown(config: GPTConfig) -> None:
     df["share"] = (df.parameters / df.parameters.sum()).map("{:.1%}".format)
     c1, c2 = st.columns([2, 3])
     c1.dataframe(df.style.format({"parameters": "{:,}"}), hide_index=True, width="stretch")
-    c2.altair_chart(charts.bar_chart(df[df.parameters > 0], "parameters", "component",
+    c2.vega_lite_chart(charts.bar_chart(df[df.parameters > 0], "parameters", "component",
                                      "Where the parameters are"), width="stretch")
     st.latex(r"N = \underbrace{V C}_{\text{wte}} + \underbrace{T C}_{\text{wpe}} + L\,("
              r"\underbrace{4C^2}_{\text{attention}} + \underbrace{8C^2}_{\text{MLP}} + "
@@ -254,7 +254,7 @@ def ln_placement() -> None:
     depth = st.slider("Depth", 2, 48, 12, key=f"{K}ln_depth")
     placement = cached(parts.ln_placement_gradients)(depth, state.seed())
     grads = pd.DataFrame(placement["rows"])
-    st.altair_chart(charts.curves_chart(grads, "layer", "gradient norm", "placement",
+    st.vega_lite_chart(charts.curves_chart(grads, "layer", "gradient norm", "placement",
                                         "Gradient of each block's weights at initialisation",
                                         log_y=True, points=True, integer_x=True), width="stretch")
     top = grads[grads.layer == depth - 1].set_index("placement")["gradient norm"]
@@ -294,7 +294,7 @@ def feed_forward() -> None:
     acts = pd.concat([pd.DataFrame({"x": curves["x"], "y": curves[n], "function": n})
                       for n in names])
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.curves_chart(acts, "x", "y", "function", "The non-linearity"),
+    c1.vega_lite_chart(charts.curves_chart(acts, "x", "y", "function", "The non-linearity"),
                     width="stretch")
     c1.caption(f"GELU weighs x by Φ(x), the chance that a standard normal value is below x. "
                f"GPT-2 used the tanh approximation; it differs from the exact erf form by at "
@@ -318,7 +318,7 @@ def residuals() -> None:
                                                 (False, "without residuals"))
                         for i, v in enumerate(cached(parts.residual_rms)(depth, residual,
                                                                          state.seed()))])
-    st.altair_chart(charts.curves_chart(rms, "layer", "RMS of the residual stream", "blocks",
+    st.vega_lite_chart(charts.curves_chart(rms, "layer", "RMS of the residual stream", "blocks",
                                         "Signal size through a freshly initialised GPT",
                                         log_y=True, points=True, integer_x=True), width="stretch")
     st.caption("Layer 0 is the embeddings. With residuals, each block adds a little to a stream "

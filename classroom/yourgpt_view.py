@@ -71,7 +71,7 @@ def live(run: YourGPTRun, runs: list, max_params: int) -> None:
             st.rerun()
     frame = curves(run)
     if not frame.empty:
-        st.altair_chart(charts.loss_chart(frame, title=f"{run.label}: the book's GPT and yours, "
+        st.vega_lite_chart(charts.loss_chart(frame, title=f"{run.label}: the book's GPT and yours, "
                                                        "same weights, same batches"),
                         width="stretch")
     if snap["status"] == "failed":

@@ -49,7 +49,7 @@ with st.expander(f"Model card: {active.label}", expanded=False):
     with c2:
         df = pd.DataFrame({"component": list(card.breakdown),
                            "parameters": list(card.breakdown.values())})
-        st.altair_chart(charts.bar_chart(df[df.parameters > 0], "parameters", "component",
+        st.vega_lite_chart(charts.bar_chart(df[df.parameters > 0], "parameters", "component",
                                          "Parameters by component"), width="stretch")
     st.caption(f"1 MB = 10⁶ bytes; in mebibytes of 2²⁰ = 1,048,576 bytes that is "
                f"{card.mib:,.1f} MiB. The breakdown comes from "
@@ -101,7 +101,7 @@ def show_distribution(view: gen.TopTokens, title: str) -> None:
     """The chart of `view`, and its numbers in a table."""
     labels = charts.unique_labels([ui.visible(tok.token_text(r["id"])) for r in view.rows])
     frame = pd.DataFrame(view.rows).assign(token=labels)
-    st.altair_chart(charts.next_token_chart(frame, title), width="stretch")
+    st.vega_lite_chart(charts.next_token_chart(frame, title), width="stretch")
     with st.expander("The numbers"):
         st.dataframe(pd.DataFrame({
             "token": labels, "id": frame["id"],

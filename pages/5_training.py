@@ -195,7 +195,7 @@ with st.expander("How the weights move: AdamW, warmup and cosine decay"):
     if train_config is not None:
         schedule = pd.DataFrame(trainmod.lr_schedule(train_config), columns=["step", "lr"])
         schedule["run"] = "this run"
-        st.altair_chart(charts.curves_chart(schedule, "step", "lr", "run",
+        st.vega_lite_chart(charts.curves_chart(schedule, "step", "lr", "run",
                                             title="The learning rate of the run set up above"),
                         width="stretch")
     ui.show_code(trainmod.lr_at, trainmod.lr_schedule, trainmod.make_optimizer)
@@ -302,7 +302,7 @@ def live_view():
     rows = labmod.curve_rows(snap)
     left, right = st.columns([3, 2])
     if rows:
-        left.altair_chart(charts.loss_chart(pd.DataFrame(rows), title=f"{current.label}: loss"),
+        left.vega_lite_chart(charts.loss_chart(pd.DataFrame(rows), title=f"{current.label}: loss"),
                           width="stretch")
     if snap["evals"] and snap["evals"][-1].get("sample"):
         last = snap["evals"][-1]
@@ -326,7 +326,7 @@ def live_attention():
         head = runs_view.index_slider("Head", current.model_config.n_head, f"{K}live_head")
     step, matrix = current.attention(layer, head)[-1]
     labels = [ui.visible(t) for t in current.snapshot_tokens()]
-    st.altair_chart(charts.heatmap(matrix, labels, labels, f"attention at step {step}",
+    st.vega_lite_chart(charts.heatmap(matrix, labels, labels, f"attention at step {step}",
                                    size=300, show_numbers=False), width="content")
 
 
@@ -429,7 +429,7 @@ else:
             picks = labmod.spread(run.attention(layer, head), 4)
             labels = [ui.visible(t) for t in run.snapshot_tokens()]
             for col, (step, matrix) in zip(st.columns(len(picks)), picks):
-                col.altair_chart(charts.heatmap(matrix, labels, labels, f"step {step}", size=230,
+                col.vega_lite_chart(charts.heatmap(matrix, labels, labels, f"step {step}", size=230,
                                                 show_numbers=False), width="content")
             st.caption("The same layer and head on the same held-out tokens, captured at "
                        "evaluations across the run: structure appears as the model learns.")
@@ -484,7 +484,7 @@ def runs_view_live():
     curves = pd.DataFrame([{"run": r.label, "iter": e["iter"], "loss": e["val_loss"]}
                            for r in runs for e in r.snapshot()["evals"]])
     if not curves.empty:
-        st.altair_chart(charts.loss_chart(curves, color="run", title="Validation loss, all runs"),
+        st.vega_lite_chart(charts.loss_chart(curves, color="run", title="Validation loss, all runs"),
                         width="stretch")
 
 
