@@ -9,7 +9,6 @@ with random weights (untrained: its text is noise), or the learner's own model.
 """
 from __future__ import annotations
 
-import math
 import os
 import socket
 import threading
@@ -121,36 +120,21 @@ def load_distilgpt2(status: HubStatus | None = None):
 
 def random_gpt2(n_layer: int = 6, n_embd: int = 768, n_head: int = 12, seed: int = 0,
                 n_positions: int = 1024, vocab_size: int = 50257):
-    """A DistilGPT2-shaped GPT-2 with random weights: every shape right, its text is noise.
+    """A DistilGPT2-shaped GPT with random weights: every shape right, its text is noise.
 
-    GPT-2's initialisation, drawn once: N(0, 0.02) for every matrix and embedding,
-    N(0, 0.02/√(2·n_layer)) for the residual projections (c_proj), zero biases, LayerNorms
-    at weight 1, bias 0. `GPT2LMHeadModel(config)` draws its 82 M weights as it builds each
-    layer and again in post_init; built on the meta device (shapes only) and filled once
-    here, it takes about 2.5x less time (benchmarks.lesson1_open).
+    gptcore's GPT with GPT-2's settings (tied head, biases, tanh GELU, pre-LN) and GPT-2's
+    initialisation (`gptcore.trainer.init_model`); lesson 4 shows it equals transformers'
+    GPT-2 given the same weights. Not `transformers`' own GPT2LMHeadModel: importing
+    transformers alone takes about 4 s here, and a lesson must open in 3
+    (benchmarks.lesson1_open).
     """
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from gptcore.config import GPTConfig
+    from gptcore.trainer import init_model
 
-    config = GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=n_head,
-                        n_positions=n_positions, vocab_size=vocab_size)
-    with torch.device("meta"):
-        model = GPT2LMHeadModel(config)
-    model.to_empty(device="cpu")  # memory, not yet any values
-    model.tie_weights()  # to_empty gave the head its own tensor: share the embedding's again
-    std = config.initializer_range
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():  # the tied matrix is listed once
-            if name.endswith("c_proj.weight"):
-                p.normal_(0.0, std / math.sqrt(2 * n_layer), generator=generator)
-            elif p.dim() == 2:
-                p.normal_(0.0, std, generator=generator)
-            elif ".ln_" in name and name.endswith(".weight"):
-                p.fill_(1.0)
-            else:  # biases
-                p.zero_()
-    return _freeze(model)
+    config = GPTConfig(vocab_size=vocab_size, block_size=n_positions, n_layer=n_layer,
+                       n_head=n_head, n_embd=n_embd, bias=True, tie_weights=True,
+                       activation="gelu", pre_ln=True, dropout=0.0)
+    return _freeze(init_model(config, seed))
 
 
 def env_model_dir() -> Path | None:

@@ -10,7 +10,7 @@ import streamlit as st
 from classroom import charts, models, state, widgets as ui
 from gptcore import budget, parts
 from gptcore.config import ACTIVATIONS, GPTConfig
-from gptcore.hf import port_report
+from gptcore.hf import has_gpt2_equivalent, port_report
 from gptcore.model import GPT, MLP, Block, gelu, gelu_exact, layer_norm, shape_trace
 from gptcore.presets import MODEL_PRESETS
 
@@ -346,9 +346,12 @@ def weight_port() -> None:
     """Pick a `transformers` model, port its weights into gptcore's GPT on a button, and show
     the comparison block by block (kept in the session until the next port)."""
     active = models.model_picker(K)
-    if not hasattr(active.model, "transformer") or isinstance(active.model, GPT):
-        st.info("Pick a `transformers` model (DistilGPT2, a local folder or the random-weights "
-                "one) to compare it with gptcore.")
+    if isinstance(active.model, GPT):
+        st.caption(f"{active.label} is a gptcore GPT: its weights are first written into "
+                   "`transformers`' GPT2LMHeadModel with `to_hf`, then ported back and compared.")
+    if isinstance(active.model, GPT) and not has_gpt2_equivalent(active.model.config):
+        st.info(f"{active.label} is not causal, pre-LN and residual, so GPT-2 has no "
+                "equivalent of it: pick another model to compare with `transformers`.")
     elif st.button("Port the weights and compare", key=f"act_{K}port"):
         with (ui.explain_errors("porting the weights"),
               st.spinner("Porting and running both models…")):

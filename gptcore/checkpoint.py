@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from gptcore.budget import num_params
-from gptcore.model import GPT, GPTConfig
+from gptcore.model import GPT, AllocateOnly, GPTConfig
 from gptcore.tokenizers import WORD_PATTERN, TokenizerError, Tokenizer, tokenizer_from_dict
 
 FORMAT = "gptcore-checkpoint-1"
@@ -239,7 +239,7 @@ def _weights(state, config: GPTConfig, max_params: int | None) -> dict[str, torc
     if n > held:  # checked before building even a shapes-only model of that size
         raise CheckpointError(f"The weights do not fit the model described in the checkpoint: "
                               f"it describes {_count(n)} parameters and the file holds {held:,} numbers.")
-    with torch.device("meta"):  # shapes only, no memory
+    with torch.device("meta"), AllocateOnly():  # shapes only, no memory, no draws
         expected = {k: t.shape for k, t in GPT(config).state_dict().items()}
     missing, unexpected = sorted(expected.keys() - tensors.keys()), sorted(tensors.keys() - expected.keys())
     if missing or unexpected:

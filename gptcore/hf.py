@@ -14,7 +14,7 @@ import torch
 
 from gptcore.attention import causal_mask, scaled_dot_product_attention, split_heads
 from gptcore.config import GPTConfig
-from gptcore.model import GPT
+from gptcore.model import GPT, AllocateOnly
 
 # transformers' names for the activations gptcore has: GPT-2 uses "gelu_new" (tanh).
 HF_ACTIVATIONS = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "relu": "relu"}
@@ -52,7 +52,8 @@ def from_hf(model_or_path) -> GPT:
     hf = model_or_path
     if isinstance(model_or_path, (str, Path)):
         hf = GPT2LMHeadModel.from_pretrained(model_or_path, local_files_only=True)
-    model = GPT(config_from_hf(hf.config))
+    with AllocateOnly():  # every tensor is copied from hf below
+        model = GPT(config_from_hf(hf.config))
     theirs = {k: v for k, v in hf.state_dict().items() if not k.endswith(HF_BUFFERS)}
     ours = model.state_dict()
     missing = set(ours) - set(theirs)
@@ -69,12 +70,17 @@ def from_hf(model_or_path) -> GPT:
     return model.eval()
 
 
+def has_gpt2_equivalent(c: GPTConfig) -> bool:
+    """GPT-2 is causal, pre-LN, with residuals: a gptcore GPT without one of these has none."""
+    return c.pre_ln and c.residual and c.causal
+
+
 def to_hf(model: GPT):
     """The same weights as a `transformers` GPT2LMHeadModel (pre-LN GPT-2 configs only)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     c = model.config
-    if not (c.pre_ln and c.residual and c.causal):
+    if not has_gpt2_equivalent(c):
         raise ValueError("Only causal pre-LN GPTs with residuals have a GPT-2 equivalent.")
     hf_config = GPT2Config(
         vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd,
@@ -83,7 +89,8 @@ def to_hf(model: GPT):
         activation_function="gelu_new" if c.activation == "gelu" else "relu",
         tie_word_embeddings=c.tie_weights,
     )
-    hf = GPT2LMHeadModel(hf_config)
+    with AllocateOnly():  # every tensor is set below (transformers 5's GPT-2 has no buffers)
+        hf = GPT2LMHeadModel(hf_config)
     ours = model.state_dict()
     with torch.no_grad():
         for name, tensor in hf.state_dict().items():
@@ -138,8 +145,12 @@ def compare_with_hf(hf_model, ours: GPT, idx) -> dict:
             "positions": idx.size(1)}
 
 
-def port_report(hf_model, ids: list[int]) -> dict:
+def port_report(model, ids: list[int]) -> dict:
     """Port a `transformers` GPT-2 into gptcore's GPT and compare the two on the token ids
-    `ids` (at most the context): compare_with_hf's report. The port is dropped afterwards."""
+    `ids` (at most the context): compare_with_hf's report. The port is dropped afterwards.
+
+    A gptcore GPT (random weights, the shipped model, a learner's) is first written into
+    transformers' GPT-2 with `to_hf`: then transformers computes with the very same weights."""
+    hf_model = to_hf(model) if isinstance(model, GPT) else model
     ours = from_hf(hf_model)
     return compare_with_hf(hf_model, ours, torch.tensor([ids[: ours.config.block_size]]))

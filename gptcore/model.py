@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from gptcore.attention import MultiHeadAttention
 from gptcore.config import ACTIVATIONS, GPTConfig  # noqa: F401 - GPTConfig is part of this module's API
@@ -60,6 +61,23 @@ ACTIVATION_FUNCTIONS = {
     "gelu_exact": F.gelu,  # nanoGPT's nn.GELU(): from-scratch models
     "relu": F.relu,
 }
+
+
+class AllocateOnly(TorchFunctionMode):
+    """`with AllocateOnly(): GPT(config)` builds the modules without drawing a single weight:
+    torch.nn.init's functions and in-place fills do nothing inside, so the tensors are only
+    allocated, for a caller that sets every one of them next (trainer.init_model, the ports
+    in gptcore.hf). transformers' `no_init_weights` patches torch.nn.init instead, which would
+    reach every thread; a mode belongs to this thread alone. On the meta device it also keeps
+    the first random fill from importing torch._dynamo (2 s)."""
+
+    FILLS = {torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.zero_, torch.Tensor.fill_}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.FILLS or getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]  # the tensor, untouched
+        return func(*args, **kwargs)
 
 
 class MLP(nn.Module):
@@ -220,8 +238,6 @@ def shape_trace(config: GPTConfig, batch: int = 1, seq_len: int = 8) -> list[dic
         [{"module": "GPT", "depth": 0, "input": (1, 3), "output": (1, 3, 10), ...},
          {"module": "transformer.wte", "depth": 1, "input": (1, 3), "output": (1, 3, 8), ...}]
     """
-    from torch.overrides import TorchFunctionMode
-
     rows, running = [], []  # running: the rows of the modules whose forward has not returned
 
     def shape(t):
@@ -262,7 +278,7 @@ def shape_trace(config: GPTConfig, batch: int = 1, seq_len: int = 8) -> list[dic
                 add(f"{where} · {func.__name__}", "activation", shape(args[0]), shape(out))
             return out
 
-    with torch.device("meta"):
+    with torch.device("meta"), AllocateOnly():
         model = GPT(config)
     handles = []
     for name, m in model.named_modules():

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from gptcore.config import ACTIVATIONS, GPTConfig
-from gptcore.model import GPT, MLP, gelu, gelu_exact, layer_norm
+from gptcore.model import GPT, MLP, AllocateOnly, gelu, gelu_exact, layer_norm
 
 
 def _seeded(seed: int, build):
@@ -33,7 +33,7 @@ def embedding_shapes(c: GPTConfig, batch: int, seq_len: int) -> list[tuple[str, 
     idx (2, 8), wte.weight (65, 128), wte(idx) (2, 8, 128), wpe.weight (64, 128),
     wpe(pos) (8, 128), x (2, 8, 128): the (T, C) positions broadcast over the batch."""
     T = min(seq_len, c.block_size)
-    with torch.device("meta"):
+    with torch.device("meta"), AllocateOnly():
         wte, wpe = nn.Embedding(c.vocab_size, c.n_embd), nn.Embedding(c.block_size, c.n_embd)
         idx = torch.zeros(batch, T, dtype=torch.long)
         pos = torch.arange(T)

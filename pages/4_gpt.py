@@ -3,7 +3,7 @@ import streamlit as st
 
 from classroom import exercise_ui, model_views as views, page, widgets as ui
 from gptcore import budget
-from gptcore.hf import compare_with_hf, port_report
+from gptcore.hf import compare_with_hf, port_report, to_hf
 from gptcore.model import GPT
 
 page.setup(4, """
@@ -85,7 +85,7 @@ of shape (in, out) and computes `x @ W + b`. PyTorch's `nn.Linear` stores (out, 
 `x @ W.T + b`. So `from_hf` transposes `c_attn`, `c_proj` and `c_fc` weights; everything
 else (embeddings, LayerNorms, biases) copies as is, and every shape is checked.
 """)
-ui.show_code(GPT.from_hf, compare_with_hf, port_report)
+ui.show_code(GPT.from_hf, compare_with_hf, port_report, to_hf)
 
 # ------------------------------------------------------------------ recap
 st.subheader("Recap")

@@ -815,6 +815,22 @@ def test_gpt_weight_port_report(tiny_gpt2_dir, monkeypatch):
     assert any("differs at 2 of" in w.value and "(positions 2, 5)" in w.value for w in at.warning)
 
 
+def test_gpt_weight_port_offline_with_a_gptcore_model():
+    """Offline, the models at hand are gptcore GPTs (random, shipped, the learner's): the port
+    writes them into transformers' GPT-2 first, and the report proves the two agree."""
+    from classroom.models import SRC_SHIPPED
+
+    at = open_page("pages/4_gpt.py")
+    at.radio(key="model_choice").set_value(SRC_SHIPPED).run()
+    assert any("written into `transformers`' GPT2LMHeadModel" in c.value for c in at.caption)
+    at.button(key="act_l4_port").click().run()
+    no_exception(at)
+    positions = len("The quick brown fox jumps over the lazy dog.")  # characters: a char model
+    assert len(at.success) == 1 and not at.warning
+    assert f"the same at every one of the {positions} positions" in at.success[0].value
+    assert (l4_table(at, "stage")["max |Δ|"] < 1e-4).all()
+
+
 # ----------------------------------------------------------------------------- lesson 5
 
 L5_TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"

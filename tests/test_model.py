@@ -1,9 +1,12 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from gptcore.budget import flops_per_token, memory_bytes, num_params, param_breakdown
 from gptcore.model import GPT, GPTConfig
+from gptcore.trainer import init_model
 from tests.conftest import make_tiny_gpt2
 
 CONFIGS = [
@@ -292,6 +295,22 @@ def test_port_report_compares_the_final_layernorm_and_names_wrong_positions():
     assert wrong and report["argmax_differs_at"] == wrong and not report["same_argmax"]
     deltas = [r["max |Δ|"] for r in report["rows"]]
     assert max(deltas[:2]) < 1e-5 and deltas[2] > 0.1  # the blocks agree; ln_f does not
+
+
+def test_port_report_of_a_gptcore_gpt_goes_through_transformers_and_back():
+    """Lesson 4 offline ports the random DistilGPT2-shaped model, a gptcore GPT: to_hf writes
+    its weights into transformers' GPT-2, whose outputs the port must then match."""
+    from gptcore.hf import has_gpt2_equivalent, port_report
+
+    config = GPTConfig(vocab_size=100, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    model = init_model(config, 4).eval()
+    report = port_report(model, list(range(3, 15)))
+    assert report["same_argmax"] and report["positions"] == 12
+    assert max(r["max |Δ|"] for r in report["rows"]) < 1e-4
+    post_ln = dataclasses.replace(config, pre_ln=False)
+    assert has_gpt2_equivalent(config) and not has_gpt2_equivalent(post_ln)
+    with pytest.raises(ValueError, match="no|equivalent"):
+        port_report(init_model(post_ln, 4), list(range(3, 15)))
 
 
 # ----------------------------------------------------------------------------- lesson 4: the parts

@@ -212,6 +212,31 @@ def test_init_model_builds_real_tensors_and_keeps_the_head_tied(tie):
     assert model.transformer.wte.weight.grad is not None
 
 
+def test_init_model_skips_initialization_in_its_own_thread_only():
+    """init_model builds GPT(config) with torch.nn.init turned off (a TorchFunctionMode):
+    another thread's module, built at the same time, must still be initialized."""
+    import threading
+
+    config = GPTConfig(vocab_size=50, block_size=8, n_layer=2, n_head=2, n_embd=32)
+    stop = threading.Event()
+
+    def building():  # a learner's run starting while a page builds a layer
+        while not stop.is_set():
+            init_model(config, 0)
+
+    builder = threading.Thread(target=building)
+    builder.start()
+    try:
+        for _ in range(200):
+            layer = torch.nn.Linear(16, 16)
+            assert layer.weight.abs().sum() > 0 and torch.isfinite(layer.weight).all()
+            torch.testing.assert_close(layer.weight.abs().max(), torch.tensor(0.25), atol=0.02,
+                                       rtol=0)  # kaiming_uniform_: |w| < 1/√16, and reaches it
+    finally:
+        stop.set()
+        builder.join()
+
+
 def test_init_model_is_gpt2s_initialization_decided_by_the_seed_alone():
     import threading
 
