@@ -8,6 +8,7 @@ matching file of pages/ on its own, without this router.
 """
 import streamlit as st
 
+from classroom import warmup
 from classroom.lessons import HOME, LESSONS
 
 st.set_page_config(page_title="Building GPT, step by step", page_icon="🧠", layout="wide")
@@ -17,3 +18,5 @@ PAGES = [st.Page(HOME.page, title=HOME.title, icon=HOME.icon, default=True)] + [
     for lesson in LESSONS]
 
 st.navigation(PAGES).run()
+warmup.start()  # once per process, after the first page: what the lessons need, loaded while
+# the learner reads it

@@ -4,6 +4,8 @@ sees a model that has learned something), a DistilGPT2-shaped model with random 
 the picker."""
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +50,27 @@ def shared_hf_model(source: str, folder: str = ""):
         return hub.load_distilgpt2(hub_status())
     if source == SRC_LOCAL:
         return hub.load_pretrained(folder)
+    return random_model()
+
+
+_random_lock = threading.Lock()
+
+
+def random_model():
+    """The random DistilGPT2-shaped GPT, built once per process (by classroom.warmup or by the
+    first page that needs it, whichever comes first: the other waits for it)."""
+    with _random_lock:
+        return _build_random_model()
+
+
+@functools.cache
+def _build_random_model():
     return hub.random_gpt2(seed=0)
+
+
+def distilgpt2_available(status) -> bool:
+    """DistilGPT2 can be had: the Hub answers, or the model is in the local cache."""
+    return status.online or hub.cached_snapshot() is not None
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the small Shakespeare GPT…")
@@ -67,8 +89,8 @@ def model_sources() -> list[str]:
 
     Offline, the random DistilGPT2-shaped model comes before the shipped one: it keeps GPT-2's
     tokens, which lesson 1 is about; the shipped model reads characters."""
-    distil_ok = hub_status().online or hub.cached_snapshot() is not None
-    options = ([SRC_DISTIL] if distil_ok else []) + ([SRC_LOCAL] if local_model_dirs() else []) \
+    options = ([SRC_DISTIL] if distilgpt2_available(hub_status()) else []) \
+        + ([SRC_LOCAL] if local_model_dirs() else []) \
         + ([SRC_TRAINED] if state.trained_model() else []) + [SRC_RANDOM] \
         + ([SRC_SHIPPED] if SHIPPED_PATH.is_file() else [])
     if st.session_state.get(Keys.model_choice) not in options:
