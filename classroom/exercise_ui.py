@@ -52,6 +52,13 @@ def show_result(result: CheckResult) -> None:
         st.dataframe(pd.DataFrame(result.table), hide_index=True)
 
 
+def _editor_open(exercise_id: str, record) -> bool:
+    """The editor shows once the learner has begun: pressed "Write it here", or has code of
+    their own for it (kept from a check or restored from a progress file)."""
+    return bool(st.session_state.get(_key(exercise_id, "open")) or exercise_id in record.code
+                or st.session_state.get(_key(exercise_id, "result")))
+
+
 @st.fragment
 def exercise(exercise_id: str) -> None:
     """The exercise `exercise_id` (see gptcore.exercises), inline where the concept is taught."""
@@ -65,6 +72,17 @@ def exercise(exercise_id: str) -> None:
         if ex.formula:
             st.latex(ex.formula)
         code = record.code.get(exercise_id, ex.starter)
+        if not _editor_open(exercise_id, record):
+            # A code editor is a frame of its own that takes the browser about a quarter of a
+            # second to start; a lesson has up to four, so each waits for the learner to begin.
+            with (starter := st.empty()).container():
+                st.code(code, language="python", line_numbers=True)
+                begin = st.button("Write it here", key=f"act_write_{exercise_id}",
+                                  type="primary", icon=":material/edit:")
+            if not begin:
+                return
+            starter.empty()
+            st.session_state[_key(exercise_id, "open")] = True
         response = code_editor(code, lang="python", height=[8, 28], buttons=[CHECK_BUTTON],
                                options=EDITOR_OPTIONS,
                                key=f"act_editor_{exercise_id}_{version}")

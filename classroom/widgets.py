@@ -39,8 +39,15 @@ def token_spans(texts: list[str], ids: list[int] | None = None, highlight: set[i
 
 
 def show_code(*objects, label: str = "Show the gptcore code behind these numbers") -> None:
-    """An expander with the source of the functions or classes that produced a view."""
-    with st.expander(label):
+    """An expander with the source of the functions or classes that produced a view.
+
+    The source is sent only once the expander is opened (which reruns the page): a lesson has
+    a dozen of these, and highlighting all that code in the browser made every open of a page
+    about a second slower (benchmarks.page_open)."""
+    key = "code:" + "+".join(f"{obj.__module__}.{obj.__qualname__}" for obj in objects)
+    with st.expander(label, key=key, on_change="rerun") as box:
+        if not box.open:
+            return
         for obj in objects:
             st.caption(f"`{obj.__module__}.{obj.__qualname__}`")
             st.code(inspect.getsource(obj), language="python")

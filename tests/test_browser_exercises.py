@@ -31,14 +31,22 @@ def app_url(tmp_path_factory):
 
 def exercise_box(page, exercise_id):
     title = f"Build it yourself: {BY_ID[exercise_id].title}"
-    # the innermost block holding both the title and an editor: the exercise's bordered box
-    return page.locator("[data-testid='stVerticalBlock']").filter(
-        has_text=title, has=page.locator("iframe")).last
+    # the innermost block holding the title: the exercise's bordered box
+    return page.locator("[data-testid='stVerticalBlock']").filter(has_text=title).last
+
+
+def open_editor(page, exercise_id):
+    """Until the learner begins, an exercise shows its starter and a "Write it here" button."""
+    box = exercise_box(page, exercise_id)
+    if not box.locator("iframe").count():
+        box.get_by_role("button", name="Write it here").click()
+        box.locator("iframe").wait_for(timeout=60_000)
+    return box
 
 
 def write(page, exercise_id, code: str) -> None:
     """Replace the editor's text as a paste would (typing would trigger Ace's auto-indent)."""
-    editor = exercise_box(page, exercise_id).frame_locator("iframe").locator(".ace_content")
+    editor = open_editor(page, exercise_id).frame_locator("iframe").locator(".ace_content")
     editor.scroll_into_view_if_needed(timeout=90_000)
     editor.click()
     page.keyboard.press("Control+A")
