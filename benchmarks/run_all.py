@@ -10,8 +10,8 @@ drift by ±20%.
 import json
 import sys
 
-from benchmarks import (app_overhead, bpe, generation, learner_minute, lesson1_open, sandbox,
-                        step_time, time_to_loss)
+from benchmarks import (app_overhead, bpe, generation, learner_minute, lesson1_open, page_open,
+                        sandbox, step_time, time_to_loss)
 from benchmarks.common import fmt, load_average, parser
 
 BENCHMARKS = {  # name -> (module, whether it takes --corpus)
@@ -19,6 +19,7 @@ BENCHMARKS = {  # name -> (module, whether it takes --corpus)
     "generation": (generation, False),
     "bpe": (bpe, True),
     "lesson1_open": (lesson1_open, False),
+    "page_open": (page_open, False),
     "app_overhead": (app_overhead, True),
     "app_overhead_in_process": (app_overhead, True),
     "time_to_loss": (time_to_loss, True),

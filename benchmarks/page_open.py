@@ -1,0 +1,99 @@
+"""How long each page takes to open in Chromium, as a learner opens it: through the sidebar
+of a session that is already on the app.
+
+    python -m benchmarks.page_open
+
+On a fresh `streamlit run app.py` (offline, as in class here): the home page is opened by
+URL (the server's first page), then each lesson through the sidebar in order ("first open":
+the server's caches are cold for that lesson), then every page again ("warm"). Two more
+figures: lesson 1 opened by URL in a new session once the server is warm ("new tab"), and
+lesson 1 as the very first page of another fresh server ("cold server": nothing loaded yet,
+the warm-up thread starting at the same moment).
+
+A page is open when its script has finished and the browser has painted the result (two
+animation frames after the script state turns to notRunning). Goals (issue #17): 3 s on a
+first open, 1.5 s warm.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from benchmarks.common import load_average, parser, report
+from classroom.lessons import BY_NUMBER, LESSONS
+
+PAINTED = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+SCRIPT_STATE = ("() => { const a = document.querySelector(\"[data-testid='stApp']\");"
+                " return a && a.getAttribute('data-test-script-state'); }")
+
+
+def _until_done(page, start: float, timeout: float = 120.0) -> float:
+    """Seconds from `start` until the script has run and finished, and the result is painted."""
+    seen_running = False
+    while time.time() - start < timeout:
+        state = page.evaluate(SCRIPT_STATE)
+        seen_running = seen_running or state == "running"
+        if state == "notRunning" and (seen_running or time.time() - start > 1.0):
+            page.evaluate(PAINTED)
+            return time.time() - start
+        page.wait_for_timeout(20)
+    raise TimeoutError("the page did not finish within the timeout")
+
+
+def by_url(page, url: str) -> float:
+    start = time.time()
+    page.goto(url)
+    page.wait_for_selector("[data-testid='stApp']")
+    return _until_done(page, start)
+
+
+def by_sidebar(page, number: int) -> float:
+    link = page.locator("[data-testid='stSidebarNavLink']",
+                        has_text=BY_NUMBER[number].nav_title).first
+    start = time.time()
+    link.click()
+    return _until_done(page, start)
+
+
+def measure() -> tuple[list[dict], dict] | None:
+    from tests import browser
+
+    if not Path(browser.CHROMIUM).exists():
+        return None
+    rows, summary = [], {}
+    with browser.streamlit_server() as (url, _), browser.chromium() as chromium:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        home_first = by_url(page, url)
+        first = {lesson.number: by_sidebar(page, lesson.number) for lesson in LESSONS}
+        warm = {0: by_sidebar(page, 0)}
+        warm.update({lesson.number: by_sidebar(page, lesson.number) for lesson in LESSONS})
+        rows.append({"page": "home", "first open (s)": home_first, "warm (s)": warm[0]})
+        rows += [{"page": BY_NUMBER[n].nav_title, "first open (s)": first[n], "warm (s)": warm[n]}
+                 for n in first]
+        summary["lesson1_new_tab_s"] = by_url(chromium.new_page(
+            viewport={"width": 1400, "height": 1000}), url + "/lesson-1")
+    with browser.streamlit_server() as (url, _), browser.chromium() as chromium:
+        summary["lesson1_cold_server_s"] = by_url(
+            chromium.new_page(viewport={"width": 1400, "height": 1000}), url + "/lesson-1")
+    summary["slowest_first_open_s"] = max(r["first open (s)"] for r in rows)
+    summary["slowest_warm_s"] = max(r["warm (s)"] for r in rows)
+    summary["first_opens_within_3s"] = summary["slowest_first_open_s"] <= 3.0
+    summary["warm_within_1_5s"] = summary["slowest_warm_s"] <= 1.5
+    return rows, summary
+
+
+def main(argv=None):
+    p = parser(__doc__)
+    p.parse_args(argv)
+    load = load_average()
+    measured = measure()
+    if measured is None:
+        print("page_open: Chromium is not installed here; skipped.")
+        return report("page_open", [], {"skipped": "no Chromium"})
+    rows, summary = measured
+    summary["load_average_before"] = load
+    return report("page_open", rows, summary)
+
+
+if __name__ == "__main__":
+    main()
