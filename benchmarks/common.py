@@ -11,9 +11,9 @@ import torch
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
 
-# Lesson 5's defaults (pages/5_training.py), written out for the benchmarks that replay them.
+# Lesson 5's defaults (classroom/training_views.py), written out for the benchmarks to replay.
 LESSON5_MODEL = dict(n_layer=2, n_head=3, n_embd=96, block_size=64, bias=False,
-                     activation="gelu_exact")  # lesson 5's defaults (pages/5_training.py)
+                     activation="gelu_exact")  # lesson 5's defaults (classroom/training_views.py)
 LESSON5_TRAIN = dict(batch_size=32, max_iters=1100, lr=1e-2, min_lr=1e-3, warmup_iters=30,
                      weight_decay=0.1, grad_clip=1.0, eval_interval=100, sample_tokens=150,
                      eval_train_tokens=8192, seed=1337)

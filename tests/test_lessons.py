@@ -1087,7 +1087,8 @@ def test_training_lab_value_widgets_persist_across_pages():
     widgets = {"slider", "select_slider", "selectbox", "radio", "toggle", "text_input",
                "number_input", "checkbox", "text_area"}
     found = []
-    for path in (ROOT / "pages" / "5_training.py", ROOT / "classroom" / "runs_view.py"):
+    for path in (ROOT / "pages" / "5_training.py", ROOT / "classroom" / "training_views.py",
+                 ROOT / "classroom" / "runs_view.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in widgets:
                 kwargs = {k.arg: k.value for k in node.keywords}
