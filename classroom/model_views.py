@@ -28,7 +28,7 @@ cached = st.cache_data(show_spinner=False, max_entries=64)
 
 def latex_int(n: int) -> str:
     """12865792 -> '12{,}865{,}792': thousands separators LaTeX does not space as a list."""
-    return f"{n:,}".replace(",", "{,}")
+    return ui.tex_number(n)
 
 
 def vector(values: list[float]) -> str:

@@ -317,11 +317,12 @@ def how_the_estimate_is_made(form: RunForm, times: trainmod.StepTimes, est) -> N
             "now.")
         st.latex(r"t = S \cdot t_\text{step} + E \cdot (N_\text{eval}\, t_\text{token} + "
                  r"n_\text{sample}\, t_\text{sample})")
-        st.latex((rf"= {est.steps:,} \times {times.step_s * 1e3:,.1f}\,\text{{ms}} + "
-                  rf"{est.evals} \times ({est.eval_tokens:,} \times "
-                  rf"{times.eval_token_s * 1e6:,.2f}\,\mu\text{{s}} + {train_config.sample_tokens}"
-                  rf" \times {times.sample_token_s * 1e3:,.2f}\,\text{{ms}}) = "
-                  rf"{est.total_s:,.1f}\,\text{{s}}").replace(",", "{,}"))
+        n = ui.tex_number
+        st.latex(rf"= {n(est.steps)} \times {n(times.step_s * 1e3, ',.1f')}\,\text{{ms}} + "
+                 rf"{est.evals} \times ({n(est.eval_tokens)} \times "
+                 rf"{n(times.eval_token_s * 1e6, ',.2f')}\,\mu\text{{s}} + "
+                 rf"{train_config.sample_tokens} \times {n(times.sample_token_s * 1e3, ',.2f')}"
+                 rf"\,\text{{ms}}) = {n(est.total_s, ',.1f')}\,\text{{s}}")
         st.caption(f"Training: {est.train_flops / 1e12:,.2f} TFLOP in all (≈ 6 × parameters per "
                    f"token), {est.train_flops / est.steps / times.step_s / 1e9:,.1f} GFLOP/s as "
                    "measured.")

@@ -163,3 +163,9 @@ def metric_row(items: list[tuple]) -> None:
     """Metrics side by side, one column each, from (label, value) or (label, value, help)."""
     for column, (label, value, *help_) in zip(st.columns(len(items)), items):
         column.metric(label, value, help=help_[0] if help_ else None)
+
+
+def tex_number(value, spec: str = ",") -> str:
+    """A number for st.latex, its thousands separators as {,} (a bare comma is spaced as in a
+    list): tex_number(12865792) -> '12{,}865{,}792', tex_number(1234.5, ',.1f') -> '1{,}234.5'."""
+    return format(value, spec).replace(",", "{,}")

@@ -1035,6 +1035,7 @@ def test_training_lab_budget_and_starting_loss_equal_an_independent_recomputatio
     formula = next(l.value for l in at.get("latex") if "\\times (" in l.value)  # the ETA's
     assert f"= {total:,.1f}".replace(",", "{,}") in formula
     assert f"{evals} \\times ({eval_tokens:,}".replace(",", "{,}") in formula
+    assert "12.3\\,\\text{ms}" in formula and "\\{,}" not in formula  # thin spaces kept
     assert any(f"**{eval_tokens:,} tokens**" in m.value and f"**{n:,} tokens** (1.00 characters"
                in m.value for m in at.markdown)
     # the untrained model, seed 1337, on the first validation tokens
