@@ -24,6 +24,7 @@ K = "l5_"
 # values when the learner opens another lesson mid-run (measured in Chromium).
 PERSIST = "session"
 MAX_RUNS_WITH_WEIGHTS = 4  # older runs keep their curves, not their weights
+LIVE_TICK = 2.0  # seconds between redraws of the run's status, loss chart and sample
 SLOW_TICK = 5.0  # seconds between redraws of what changes only at evaluations
 
 BUILDER = "Lesson 4's builder"
@@ -382,11 +383,13 @@ def live(session: LabSession) -> None:
     # headless Chromium on this 2-core machine a page with a ticking bar used 0.07 of a core
     # with the animation and 0.03 without. At one update a second a jump reads the same.
     st.html("<style>[data-testid='stProgress'] * { transition: none !important; }</style>")
-    # Live parts tick at the pace their numbers change. In headless Chromium on 2 cores, with
-    # everything at one tick a second, the browser used 0.45 of a core while a run trained; the
-    # attention map and the runs table each cost about 0.1 (benchmarks.app_overhead).
-    st.fragment(run_every=1.0 if session.running else None)(live_view)(session.lab,
-                                                                       session.current)
+    # Live parts tick at the pace their numbers change. Every fragment rerun costs the browser
+    # about the same, whatever it draws (a redraw of the page's element tree): in headless
+    # Chromium on this 2-core machine, while a run trained, 0.45 of a core with every part at
+    # one tick a second; 0.24 with the attention map, runs table and sidebar at SLOW_TICK;
+    # 0.14 with the status and loss chart at LIVE_TICK too (benchmarks.app_overhead).
+    st.fragment(run_every=LIVE_TICK if session.running else None)(live_view)(session.lab,
+                                                                             session.current)
     st.fragment(run_every=SLOW_TICK if session.running else None)(live_attention)(
         session.current)
     runs_view.live_sidebar_status(SLOW_TICK)
@@ -396,7 +399,7 @@ def live_view(lab: labmod.Lab, current) -> None:
     """The run's status, its loss curves and its latest sample; once it ends, the whole page
     is redrawn with its results."""
     if current is None:
-        st.info("Press **Train** to start. The chart below updates every second.")
+        st.info(f"Press **Train** to start. The chart below updates every {LIVE_TICK:g} seconds.")
         return
     snap = current.snapshot()
     run_status(lab, current, snap)
