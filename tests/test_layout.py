@@ -3,6 +3,7 @@ book holds only what a learner studies."""
 import ast
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,30 @@ def test_the_classroom_never_imports_a_page(path):
 def test_pages_only_draw(path):
     """A page reads widgets, calls gptcore or classroom, and renders: no tensors of its own."""
     assert not imported_modules(path) & {"torch", "transformers", "tiktoken", "numpy"}
+
+
+def code_lines(path: Path) -> int:
+    """Lines that hold code outside strings and comments (a lesson's prose is not counted).
+    Python 3.12 splits an f-string into tokens of its own; their text counts as string."""
+    skip = {tokenize.STRING, tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+            tokenize.DEDENT, tokenize.ENDMARKER}
+    start, end = getattr(tokenize, "FSTRING_START", None), getattr(tokenize, "FSTRING_END", None)
+    lines, depth = set(), 0
+    with path.open() as f:
+        for token in tokenize.generate_tokens(f.readline):
+            if token.type in (start, end):
+                depth += 1 if token.type == start else -1
+            elif not depth and token.type not in skip:
+                lines.add(token.start[0])
+    return len(lines)
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_pages_are_an_outline_of_the_lesson(path):
+    """Prose, then one call per demo (classroom's *_views modules draw each demo): a page that
+    grows its own code again has started computing or laying out widgets itself. Before the
+    split the lessons had 127-292 code lines each."""
+    assert code_lines(path) <= 64
 
 
 def test_the_book_has_no_lab_hub_or_charts_module():
