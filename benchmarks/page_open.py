@@ -4,11 +4,13 @@ of a session that is already on the app.
     python -m benchmarks.page_open
 
 On a fresh `streamlit run app.py` (offline, as in class here): the home page is opened by
-URL (the server's first page), then each lesson through the sidebar in order ("first open":
-the server's caches are cold for that lesson), then every page again ("warm"). Two more
-figures: lesson 1 opened by URL in a new session once the server is warm ("new tab"), and
-lesson 1 as the very first page of another fresh server ("cold server": nothing loaded yet,
-the warm-up thread starting at the same moment).
+URL (the server's first page: the process imports everything and the browser loads
+Streamlit's bundle), the learner reads it for READ_S seconds, then opens each lesson through
+the sidebar in order ("first open": the server's caches are cold for that lesson), then
+every page again ("warm"). Three more figures: lesson 1 opened by URL in a new session once
+the server is warm ("new tab"); lesson 1 clicked the moment another fresh server's home page
+has drawn, while the warm-up thread (classroom.warmup) still runs; and lesson 1 as the very
+first page of a fresh server ("cold server").
 
 A page is open when its script has finished and the browser has painted the result (two
 animation frames after the script state turns to notRunning). Goals (issue #17): 3 s on a
@@ -22,6 +24,7 @@ from pathlib import Path
 from benchmarks.common import load_average, parser, report
 from classroom.lessons import BY_NUMBER, LESSONS
 
+READ_S = 5.0  # seconds a learner spends on the home page before opening lesson 1
 PAINTED = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 SCRIPT_STATE = ("() => { const a = document.querySelector(\"[data-testid='stApp']\");"
                 " return a && a.getAttribute('data-test-script-state'); }")
@@ -64,6 +67,7 @@ def measure() -> tuple[list[dict], dict] | None:
     with browser.streamlit_server() as (url, _), browser.chromium() as chromium:
         page = chromium.new_page(viewport={"width": 1400, "height": 1000})
         home_first = by_url(page, url)
+        time.sleep(READ_S)  # the learner reads the home page; the warm-up thread runs
         first = {lesson.number: by_sidebar(page, lesson.number) for lesson in LESSONS}
         warm = {0: by_sidebar(page, 0)}
         warm.update({lesson.number: by_sidebar(page, lesson.number) for lesson in LESSONS})
@@ -72,6 +76,10 @@ def measure() -> tuple[list[dict], dict] | None:
                  for n in first]
         summary["lesson1_new_tab_s"] = by_url(chromium.new_page(
             viewport={"width": 1400, "height": 1000}), url + "/lesson-1")
+    with browser.streamlit_server() as (url, _), browser.chromium() as chromium:
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        by_url(page, url)
+        summary["lesson1_right_after_home_s"] = by_sidebar(page, 1)  # during the warm-up
     with browser.streamlit_server() as (url, _), browser.chromium() as chromium:
         summary["lesson1_cold_server_s"] = by_url(
             chromium.new_page(viewport={"width": 1400, "height": 1000}), url + "/lesson-1")
