@@ -347,11 +347,12 @@ def weight_port() -> None:
     the comparison block by block (kept in the session until the next port)."""
     active = models.model_picker(K)
     if isinstance(active.model, GPT):
-        st.caption(f"{active.label} is a gptcore GPT: its weights are first written into "
-                   "`transformers`' GPT2LMHeadModel with `to_hf`, then ported back and compared.")
+        st.caption(f"This model ({active.label}) is a gptcore GPT: its weights are first "
+                   "written into `transformers`' GPT2LMHeadModel with `to_hf`, then ported "
+                   "back and compared.")
     if isinstance(active.model, GPT) and not has_gpt2_equivalent(active.model.config):
-        st.info(f"{active.label} is not causal, pre-LN and residual, so GPT-2 has no "
-                "equivalent of it: pick another model to compare with `transformers`.")
+        st.info(f"This model ({active.label}) is not causal, pre-LN and residual, so GPT-2 "
+                "has no equivalent of it: pick another model to compare with `transformers`.")
     elif st.button("Port the weights and compare", key=f"act_{K}port"):
         with (ui.explain_errors("porting the weights"),
               st.spinner("Porting and running both models…")):
