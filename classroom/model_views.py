@@ -26,11 +26,6 @@ REPORT = f"{K}port_report"
 cached = st.cache_data(show_spinner=False, max_entries=64)
 
 
-def latex_int(n: int) -> str:
-    """12865792 -> '12{,}865{,}792': thousands separators LaTeX does not space as a list."""
-    return ui.tex_number(n)
-
-
 def vector(values: list[float]) -> str:
     return ", ".join(f"{v:+.4f}" for v in values)
 
@@ -162,7 +157,7 @@ def flops_formula(config: GPTConfig) -> None:
     """The forward FLOPs per token, the formula filled in with this model's numbers."""
     flops = budget.flops_per_token(config)
     st.latex(r"\text{forward} = 2\,(N_{\text{blocks}} + V C) + 2\,L\,T\,C"
-             rf" = 2\,({latex_int(flops['weights'] // 2)} + {latex_int(flops['head'] // 2)})"
+             rf" = 2\,({ui.tex_number(flops['weights'] // 2)} + {ui.tex_number(flops['head'] // 2)})"
              rf" + 2 \cdot {config.n_layer} \cdot {config.block_size} \cdot {config.n_embd}"
              rf" = {flops['forward'] / 1e6:,.1f}\ \text{{M}}")
     st.caption(
@@ -193,8 +188,8 @@ def embeddings(config: GPTConfig, B: int, T: int) -> None:
     worked example where one token at two positions gets two different vectors."""
     V, C, T_ctx = config.vocab_size, config.n_embd, config.block_size
     st.latex(r"x_{b,t} = W_{te}[\,\mathrm{idx}_{b,t}\,] + W_{pe}[\,t\,],\qquad "
-             rf"W_{{te}} \in \mathbb{{R}}^{{{latex_int(V)} \times {C}}},\ "
-             rf"W_{{pe}} \in \mathbb{{R}}^{{{latex_int(T_ctx)} \times {C}}}")
+             rf"W_{{te}} \in \mathbb{{R}}^{{{ui.tex_number(V)} \times {C}}},\ "
+             rf"W_{{pe}} \in \mathbb{{R}}^{{{ui.tex_number(T_ctx)} \times {C}}}")
     c1, c2 = st.columns([2, 3])
     c1.dataframe(pd.DataFrame([{"tensor": name, "shape": str(shape)}
                                for name, shape in parts.embedding_shapes(config, B, T)]),

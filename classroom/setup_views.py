@@ -34,10 +34,6 @@ def percent(p: float) -> str:
     return f"{p * 100:.3g}%"
 
 
-def shown(tok, token_id: int) -> str:
-    """A token's text with its spaces and line breaks made visible."""
-    return ui.visible(tok.token_text(token_id))
-
 
 # ------------------------------------------------------------------ the model card
 
@@ -87,12 +83,12 @@ def prompt_tokens(tok, context: int) -> tuple[str, gen.Prompt]:
     prompt = gen.prepare_prompt(tok, text, context)
     if prompt.start:
         st.caption(f"The prompt is empty, so the model starts from token {prompt.start.id} "
-                   f"(`{shown(tok, prompt.start.id)}`): {START_EXPLAINED[prompt.start.kind]}.")
+                   f"(`{ui.token_label(tok, prompt.start.id)}`): {START_EXPLAINED[prompt.start.kind]}.")
     if prompt.dropped:
         st.warning(f"The prompt has {prompt.n_text_tokens:,} tokens; the model reads only the "
                    f"last {len(prompt.ids):,} (its context), so the first {prompt.dropped:,} are "
                    "dropped.")
-    ui.token_spans([tok.token_text(i) for i in prompt.ids], prompt.ids, highlight={
+    ui.tokens(tok, prompt.ids, highlight={
         n for n, i in enumerate(prompt.ids) if i == tok.unk_id})
     st.caption(f"{ui.plural(len(prompt.ids), 'token')} for {ui.plural(len(text), 'character')}. "
                "`␣` is a space and `↵` a line break: GPT-2 glues the space before a word to the "
@@ -132,7 +128,7 @@ def knobs() -> Knobs:
 
 def show_distribution(tok, view: gen.TopTokens, title: str) -> None:
     """The chart of `view`, and its numbers in a table."""
-    labels = charts.unique_labels([shown(tok, r["id"]) for r in view.rows])
+    labels = charts.unique_labels([ui.token_label(tok, r["id"]) for r in view.rows])
     frame = pd.DataFrame(view.rows).assign(token=labels)
     st.vega_lite_chart(charts.next_token_chart(frame, title), width="stretch")
     with st.expander("The numbers"):
@@ -251,7 +247,7 @@ def last_step(tok, stepper: gen.StepThrough) -> None:
     last = stepper.picked[-1]
     show_distribution(
         tok, gen.top_tokens(stepper.last_logits, TOP, picked=last, **stepper.last_knobs),
-        f"Step {len(stepper.picked)}: the distribution token '{shown(tok, last)}' was drawn from")
+        f"Step {len(stepper.picked)}: the distribution token '{ui.token_label(tok, last)}' was drawn from")
     st.caption("Generate runs this same step in a loop, with one random generator seeded "
                f"once (seed {stepper.seed}); Reset starts the loop again from the same seed.")
 

@@ -19,14 +19,6 @@ STREAM_LIMIT = 400  # tokens of the window demos' stream
 GRID_WIDTH = 40  # token positions the window grid draws
 
 
-def spans(tok, ids: list[int], **kwargs) -> None:
-    """The tokens `ids` of `tok` as coloured spans with their ids."""
-    ui.token_spans([tok.token_text(t) for t in ids], ids, **kwargs)
-
-
-def shown(tok, token_id: int) -> str:
-    """A token's text with its spaces and line breaks made visible."""
-    return ui.visible(tok.token_text(token_id))
 
 
 def table(rows: list[dict], **kwargs) -> None:
@@ -108,7 +100,7 @@ def side_by_side(toks: Tokenizers, text: str, corpus) -> list[dict]:
         per_token = "–" if r.chars_per_token is None else f"{r.chars_per_token:.2f}"
         with st.container(border=True):
             st.markdown(f"**{name}** · {blurb}")
-            spans(tok, r.ids, highlight=set(r.unknown), max_tokens=150)
+            ui.tokens(tok, r.ids, highlight=set(r.unknown), max_tokens=150)
             st.caption(f"{ui.plural(r.n_tokens, 'token')} · {per_token} characters per token"
                        f" · round trip {'✅ exact' if r.round_trip else '❌ lossy'}"
                        + (f" · {len(r.unknown):,} unknown (red)" if r.unknown else ""))
@@ -134,7 +126,7 @@ def chunks(bpe: tk.BPETokenizer, text: str) -> None:
     st.caption(f"{ui.plural(len(found), 'chunk')}, so "
                f"{ui.plural(len(found) - 1, 'boundary', 'boundaries')} no merge crosses." + example)
     table([{"chunk": ui.visible(c),
-            "its tokens": " | ".join(shown(bpe, i) for i in ids)}
+            "its tokens": " | ".join(ui.token_label(bpe, i) for i in ids)}
            for c, ids in found[:30]], height=220)
 
 
@@ -151,7 +143,7 @@ def merges(bpe: tk.BPETokenizer, text: str, corpus, vocab_size: int, key: str) -
     state.clamp(f"{key}merge_k", 0, bpe.n_merges)
     k = st.slider("Merges applied", 0, bpe.n_merges, min(20, bpe.n_merges), key=f"{key}merge_k")
     after = bpe.encode(text, max_merges=k)
-    spans(bpe, after, max_tokens=150)
+    ui.tokens(bpe, after, max_tokens=150)
     st.caption(f"After {k} merges: {len(after):,} tokens "
                f"(from {len(bpe.encode(text, max_merges=0)):,} bytes).")
     if k > 0:
@@ -162,8 +154,8 @@ def merges(bpe: tk.BPETokenizer, text: str, corpus, vocab_size: int, key: str) -
 def merge_made(bpe: tk.BPETokenizer, k: int, corpus) -> None:
     """Which pair the k-th merge fused, and how often it was seen in the corpus."""
     (a, b), new_id, count = bpe.merge_log[k - 1]
-    st.markdown(f"Merge **{k}**: `{shown(bpe, a)}` + `{shown(bpe, b)}` → token **{new_id}** "
-                f"`{shown(bpe, new_id)}`, "
+    st.markdown(f"Merge **{k}**: `{ui.token_label(bpe, a)}` + `{ui.token_label(bpe, b)}` → token **{new_id}** "
+                f"`{ui.token_label(bpe, new_id)}`, "
                 f"a pair seen {count:,} times in {corpus.name} when it was merged.")
 
 
@@ -172,8 +164,8 @@ def merge_steps(bpe: tk.BPETokenizer, text: str, k: int) -> None:
     steps = bpe.merge_steps(text[:500], max_steps=k)
     if not steps:
         return
-    table([{"merge #": s["step"], "pair": " + ".join(shown(bpe, i) for i in s["pair"]),
-            "new token": shown(bpe, s["new_id"]), "tokens after": s["n_tokens"]}
+    table([{"merge #": s["step"], "pair": " + ".join(ui.token_label(bpe, i) for i in s["pair"]),
+            "new token": ui.token_label(bpe, s["new_id"]), "tokens after": s["n_tokens"]}
            for s in steps], height=220)
     st.caption("The merges among the first k that changed your text (its first 500 characters).")
 
@@ -264,10 +256,10 @@ def first_window(w: Windows) -> None:
     c_x, c_y = st.columns(2)
     with c_x:
         st.caption("window 0, input x")
-        spans(w.tok, x)
+        ui.tokens(w.tok, x)
     with c_y:
         st.caption("window 0, target y (x shifted by one)")
-        spans(w.tok, y, highlight={w.block - 1})
+        ui.tokens(w.tok, y, highlight={w.block - 1})
     st.caption("In red: the one token of y that x does not contain. At every position the "
                "model predicts the next token, so one window gives `block size` examples.")
 
@@ -301,7 +293,7 @@ def dropped_by_one(w: Windows, check: data.LoopCheck) -> str:
     """What the loop one short drops on this stream, in a sentence."""
     if not check.missing:
         return "With these settings it happens to drop nothing; try stride 1. "
-    lost = ", ".join(f"{p} `{shown(w.tok, w.stream[p])}`" for p in check.lost)
+    lost = ", ".join(f"{p} `{ui.token_label(w.tok, w.stream[p])}`" for p in check.lost)
     return (f"Here it drops {ui.plural(len(check.missing), 'window')} and never uses "
             f"{'token' if len(check.lost) == 1 else 'tokens'} {lost}. ")
 
@@ -330,7 +322,7 @@ def padding(tok: tk.Tokenizer, is_gpt2: bool, key: str) -> None:
 def padded_batch(demo: data.PaddingDemo, tok: tk.Tokenizer, pad_id: int) -> None:
     """The inputs, the labels and the attention mask, side by side."""
     c1, c2, c3 = st.columns(3)
-    c1.caption(f"x, the inputs (padded with {pad_id} `{shown(tok, pad_id)}`)")
+    c1.caption(f"x, the inputs (padded with {pad_id} `{ui.token_label(tok, pad_id)}`)")
     c1.dataframe(pd.DataFrame(demo.x), hide_index=True)
     c2.caption(f"y, the labels (padded with {data.IGNORE_INDEX})")
     c2.dataframe(pd.DataFrame(demo.y), hide_index=True)
@@ -379,7 +371,7 @@ def padding_trap(demo: data.PaddingDemo, tok: tk.Tokenizer, is_gpt2: bool) -> No
         st.markdown("**Fixed:** the mask comes from the lengths")
         padded_rows(tok, demo.x, demo.mask)
         st.caption(f"{demo.n_padding:,} positions masked, all of them padding.")
-    zero = shown(tok, 0)
+    zero = ui.token_label(tok, 0)
     st.markdown(
         f"Id 0 is a real token here: `{zero}`"
         + (" (in GPT-2's vocabulary, the exclamation mark). " if is_gpt2 else ". ")

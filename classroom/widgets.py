@@ -20,6 +20,16 @@ def visible(text: str) -> str:
             .replace("\r", "␍") or "∅")
 
 
+def token_label(tok, token_id: int) -> str:
+    """A token's text as a tokenizer prints it, spaces and line breaks made visible."""
+    return visible(tok.token_text(token_id))
+
+
+def tokens(tok, ids: list[int], **kwargs) -> None:
+    """The tokens `ids` of `tok` as coloured spans with their ids (token_spans's options)."""
+    token_spans([tok.token_text(t) for t in ids], ids, **kwargs)
+
+
 def token_spans(texts: list[str], ids: list[int] | None = None, highlight: set[int] = frozenset(),
                 max_tokens: int = 400) -> None:
     """Tokens as coloured spans, ids underneath; `highlight` marks positions (e.g. <unk>) in red."""
