@@ -17,6 +17,9 @@ PAGES = [st.Page(HOME.page, title=HOME.title, icon=HOME.icon, default=True)] + [
     st.Page(lesson.page, url_path=lesson.url_path, title=lesson.nav_title, icon=lesson.icon)
     for lesson in LESSONS]
 
-st.navigation(PAGES).run()
+current = st.navigation(PAGES)
+if current is not PAGES[0]:
+    warmup.import_torch()  # every lesson needs torch: its first import, one thread at a time
+current.run()
 warmup.start()  # once per process, after the first page: what the lessons need, loaded while
 # the learner reads it

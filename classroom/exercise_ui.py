@@ -13,8 +13,9 @@ import streamlit as st
 from code_editor import code_editor
 
 from classroom import progress as progress_mod, sandbox
-from gptcore.exercises import BY_ID, CheckResult
+from gptcore.exercises import BY_ID, QUESTIONS, CheckResult
 
+QUESTIONS_BY_ID = {q.id: q for q in QUESTIONS}
 CHECK_BUTTON = {"name": "Check", "feather": "Play", "primary": True, "hasText": True,
                 "alwaysOn": True, "showWithIcon": True, "commands": ["submit"],
                 "style": {"bottom": "0.44rem", "right": "0.4rem"}}
@@ -131,13 +132,13 @@ def exercise(exercise_id: str) -> None:
 
 @st.cache_data(show_spinner="Computing the answer…", max_entries=64)
 def _answer(question_id: str) -> tuple[float | int, str]:
-    return progress_mod.QUESTIONS_BY_ID[question_id].compute()
+    return QUESTIONS_BY_ID[question_id].compute()
 
 
 @st.fragment
 def question(question_id: str) -> None:
     """Predict, then see: the learner commits a prediction, then the live answer appears."""
-    q = progress_mod.QUESTIONS_BY_ID[question_id]
+    q = QUESTIONS_BY_ID[question_id]
     record = progress_mod.progress()
     with st.container(border=True):
         st.markdown(f"##### :material/psychology_alt: Predict, then see\n{q.prompt}")

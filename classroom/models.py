@@ -1,7 +1,11 @@
 """The models a lesson can look at: DistilGPT2, a host's local folder, the learner's own model
 from lesson 5, the small Shakespeare GPT the app ships (so that a class with no network still
 sees a model that has learned something), a DistilGPT2-shaped model with random weights; and
-the picker."""
+the picker.
+
+The sidebar of every page names the active model, so this module imports no torch: the model
+code loads where a model is built or loaded (the home page opens without it).
+"""
 from __future__ import annotations
 
 import functools
@@ -14,7 +18,6 @@ import streamlit as st
 from classroom import corpora, hub, state
 from classroom.shared import hub_status
 from classroom.state import Keys
-from gptcore.checkpoint import CheckpointError
 
 MODELS_DIR = corpora.DATA_DIR / "models"  # local GPT-2 folders a host may add
 # Trained by `python -m gptcore.train --preset nanogpt-cpu ... --export` (README, "The shipped model")
@@ -76,7 +79,7 @@ def distilgpt2_available(status) -> bool:
 @st.cache_resource(max_entries=1, show_spinner="Loading the small Shakespeare GPT…")
 def shipped_model():
     """The character-level GPT the app ships (checked like any upload); one copy for everyone."""
-    from gptcore.checkpoint import load_checkpoint
+    from gptcore.checkpoint import CheckpointError, load_checkpoint
 
     ckpt = load_checkpoint(SHIPPED_PATH)
     if not ckpt["history"]:
@@ -100,6 +103,7 @@ def model_sources() -> list[str]:
 
 def model_picker(key_prefix: str = "") -> ActiveModel:
     """Choose among the models that can be had here; explain the ones that cannot."""
+    from gptcore.checkpoint import CheckpointError
     from gptcore.tokenizers import TiktokenTokenizer
 
     status = hub_status()

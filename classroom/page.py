@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from classroom import corpora, models, runs_view, state
+from classroom import corpora, models, run_status, state
 from classroom.lessons import BY_NUMBER, LESSONS
 from classroom.progress import progress
 from classroom.shared import UPLOAD_LABEL, current_corpus, hub_status, load_corpus
 from classroom.state import Keys
 
 
-def sidebar() -> None:
-    """The shared sidebar: corpus, seed, active model, Hub reachability."""
+def sidebar(lesson: int = 0) -> None:
+    """The shared sidebar: corpus, seed, the run in training, the active model, progress and
+    Hub reachability."""
     with st.sidebar:
         st.markdown("### Course settings")
         st.selectbox("Corpus", [*corpora.CORPORA, UPLOAD_LABEL], key=Keys.corpus,
@@ -38,7 +39,7 @@ def sidebar() -> None:
         st.caption(f"{corpus.name}: {corpus.n_chars:,} characters")
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=Keys.seed,
                         help="One seed for every random choice in the lessons.")
-        runs_view.sidebar_status()
+        run_status.sidebar_status(lesson)
         st.markdown(f"**Active model:** {models.active_model_label()}")
         progress_summary()
         status = hub_status()
@@ -68,7 +69,7 @@ def setup(lesson: int = 0, intro: str = "") -> None:
     st.session_state.setdefault(Keys.corpus, corpora.CORPORA[0])
     st.session_state.setdefault(Keys.seed, state.DEFAULT_SEED)
     state.keep_settings()
-    sidebar()
+    sidebar(lesson)
     if lesson:
         st.title(BY_NUMBER[lesson].nav_title)
         if intro:

@@ -1,6 +1,10 @@
 """What a learner has done: their code per exercise, which exercises passed, their committed
 predictions. Kept in the session, shown per lesson, and carried between visits as a small
 JSON file the learner downloads and uploads again (validated like any upload).
+
+Counting reads the course's table of contents (`gptcore.course`), not the exercises
+themselves: the home page and every sidebar show progress, and the exercises load torch (2 s);
+an uploaded file is checked against the exercises' questions themselves.
 """
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from gptcore.exercises import BY_ID, EXERCISES, QUESTIONS
+from gptcore.course import EXERCISE_IDS, QUESTION_IDS
 
 FORMAT = "gptcourse-progress-1"
 MAX_FILE_BYTES = 1_000_000
 MAX_CODE_CHARS = 64 * 1024
-QUESTIONS_BY_ID = {q.id: q for q in QUESTIONS}
+ALL_EXERCISE_IDS = frozenset(i for ids in EXERCISE_IDS.values() for i in ids)
 
 
 class ProgressError(ValueError):
@@ -28,8 +32,7 @@ class Progress:
     predictions: dict[str, object] = field(default_factory=dict)  # question id -> prediction
 
     def lesson_counts(self, lesson: int) -> dict[str, int]:
-        exercises = [e.id for e in EXERCISES if e.lesson == lesson]
-        questions = [q.id for q in QUESTIONS if q.lesson == lesson]
+        exercises, questions = EXERCISE_IDS.get(lesson, ()), QUESTION_IDS.get(lesson, ())
         return {"passed": sum(i in self.passed for i in exercises), "exercises": len(exercises),
                 "answered": sum(i in self.predictions for i in questions),
                 "questions": len(questions)}
@@ -41,6 +44,10 @@ class Progress:
     @classmethod
     def from_json(cls, raw: bytes) -> "Progress":
         """Parse and validate a progress file; unknown exercises and questions are refused."""
+        from gptcore.exercises import QUESTIONS  # a prediction is checked against its options
+
+        questions = {q.id: q for q in QUESTIONS}
+
         if len(raw) > MAX_FILE_BYTES:
             raise ProgressError(f"This file is {len(raw):,} bytes; a progress file is far "
                                 f"smaller (at most {MAX_FILE_BYTES:,}).")
@@ -56,15 +63,15 @@ class Progress:
             raise ProgressError("The progress file is damaged: code, passed and predictions "
                                 "must be present.")
         for exercise_id, source in code.items():
-            if exercise_id not in BY_ID:
+            if exercise_id not in ALL_EXERCISE_IDS:
                 raise ProgressError(f"The progress file names an exercise this course does not "
                                     f"have: {exercise_id!r}.")
             if not isinstance(source, str) or len(source) > MAX_CODE_CHARS:
                 raise ProgressError(f"The code saved for {exercise_id} is not text or is too long.")
-        if not all(isinstance(i, str) and i in BY_ID for i in passed):
+        if not all(isinstance(i, str) and i in ALL_EXERCISE_IDS for i in passed):
             raise ProgressError("The progress file lists an unknown exercise as passed.")
         for question_id, guess in predictions.items():
-            question = QUESTIONS_BY_ID.get(question_id)
+            question = questions.get(question_id)
             if question is None:
                 raise ProgressError(f"The progress file names an unknown question: {question_id!r}.")
             valid = (isinstance(guess, int) and not isinstance(guess, bool)

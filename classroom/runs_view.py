@@ -1,5 +1,4 @@
-"""Lesson 5's plumbing in the page: a run's status in every page's sidebar, the measured
-inputs of the budget (cached per model and corpus), and the runs table as the page shows it.
+"""Lesson 5's plumbing in the page: the measured inputs of the budget (cached per model and corpus), and the runs table as the page shows it.
 
 The numbers come from gptcore.trainer (step times, the estimate, the starting loss) and
 classroom.lab (a run's snapshot); this module caches, formats and draws them.
@@ -11,65 +10,13 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from classroom import lab as labmod, shared, state
+from classroom import shared, state
 from classroom.corpora import Corpus
-from classroom.state import Keys
 from gptcore import trainer
 from gptcore.data import train_val_split
 from gptcore.model import GPTConfig
 
 START_TOKENS = 8192  # validation tokens the untrained model is scored on before a run
-
-
-# ------------------------------------------------------------------------ the sidebar
-
-
-def adopt_latest(runs: list) -> None:
-    """The newest run with weights (trained or uploaded) is the learner's model in
-    lessons 1 and 3."""
-    for run in reversed(runs):
-        if run.has_weights and run.model is not None and run.snapshot()["status"] != "failed":
-            trained = state.trained_model()
-            if trained is None or trained.label != run.label:
-                state.set_trained_model(state.TrainedModel(run.model, run.tokenizer, run.label))
-            return
-
-
-SLOT = "run_status_slot"  # this page run's sidebar placeholder for the status
-
-
-def sidebar_status() -> None:
-    """While the learner's run trains (or waits): its step, loss and ETA in the sidebar of
-    every page, as of the page's last redraw; lesson 5 makes it live (`live_sidebar_status`).
-
-    Other pages do not tick: with a ticking fragment, a lesson's settings were lost when the
-    learner moved to another lesson mid-run (measured in Chromium, lesson 2's sliders).
-    Lesson 5's widgets set persist_state="session", which survives it."""
-    runs = st.session_state.get(Keys.runs) or []
-    adopt_latest(runs)
-    st.session_state[SLOT] = slot = st.empty()
-    if runs and runs[-1].active:
-        with slot:
-            _status_caption(runs[-1])
-
-
-def live_sidebar_status(every: float = 1.0) -> None:
-    """On lesson 5: the sidebar's status, redrawn every `every` seconds while the run trains."""
-    runs = st.session_state.get(Keys.runs) or []
-    if runs and runs[-1].active and SLOT in st.session_state:
-        with st.session_state[SLOT]:
-            st.fragment(run_every=every)(_status_tick)()
-
-
-def _status_tick() -> None:
-    run = st.session_state[Keys.runs][-1]
-    if run.active:
-        _status_caption(run)
-
-
-def _status_caption(run) -> None:
-    st.caption(f":material/model_training: **Training** "
-               f"{labmod.status_line(run.label, run.snapshot())}")
 
 
 # ------------------------------------------------------------- the budget's measurements

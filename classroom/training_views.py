@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from classroom import charts, lab as labmod, runs_view, shared, state, widgets as ui
+from classroom.run_status import adopt_latest
 from classroom.corpora import Corpus
 from gptcore import trainer as trainmod
 from gptcore.budget import num_params
@@ -378,7 +379,8 @@ def train_buttons(session: LabSession, form: RunForm) -> None:
 
 
 def live(session: LabSession) -> None:
-    """The newest run as it trains: its status and curves, its attention, the sidebar status."""
+    """The newest run as it trains: its status and curves, its attention (the sidebar shows
+    the run on the other pages)."""
     # After each tick the progress bar animates to its new width, repainting every frame: in
     # headless Chromium on this 2-core machine a page with a ticking bar used 0.07 of a core
     # with the animation and 0.03 without. At one update a second a jump reads the same.
@@ -392,7 +394,6 @@ def live(session: LabSession) -> None:
                                                                              session.current)
     st.fragment(run_every=SLOW_TICK if session.running else None)(live_attention)(
         session.current)
-    runs_view.live_sidebar_status(SLOW_TICK)
 
 
 def live_view(lab: labmod.Lab, current) -> None:
@@ -617,7 +618,7 @@ def upload(session: LabSession) -> None:
         st.error(str(e))
     else:
         session.runs.append(loaded)
-        runs_view.adopt_latest(session.runs)
+        adopt_latest(session.runs)
         st.success(f"Loaded {file.name}: {loaded.model.num_params():,} parameters, step "
                    f"{loaded.step:,}. It is now your model in lessons 1 and 3.")
 

@@ -100,6 +100,27 @@ cosine curve.
 )
 BY_NUMBER: dict[int, Chapter] = {chapter.number: chapter for chapter in CHAPTERS}
 
+# Each chapter's exercises and predict-then-see questions, by id, in the order its lesson sets
+# them: the course's table of contents. `gptcore.exercises` defines and checks them (a test
+# holds the two equal); the list lives here, free of torch, so that a table of contents, such
+# as the app's home page with a learner's progress, opens without loading the checkers.
+EXERCISE_IDS: dict[int, tuple[str, ...]] = {
+    1: ("generate.top_k_filter", "generate.top_p_filter"),
+    2: ("tokenizers.merge_pair", "data.SlidingWindowDataset", "data.train_val_split",
+        "data.random_batch"),
+    3: ("attention.causal_mask", "attention.scaled_dot_product_attention",
+        "attention.split_heads", "attention.merge_heads"),
+    4: ("model.layer_norm", "model.gelu", "model.Block"),
+    5: ("train.train_step", "train.perplexity"),
+}
+QUESTION_IDS: dict[int, tuple[str, ...]] = {
+    1: ("generate.top_k_one", "generate.nucleus_size"),
+    2: ("data.window_count", "tokenizers.merge_length"),
+    3: ("attention.saturation", "attention.head_shape"),
+    4: ("model.block_params", "model.layer_norm_mean"),
+    5: ("train.untrained_loss", "train.perplexity_of"),
+}
+
 # The words the lessons use, each in one or two sentences, as the lessons mean them.
 GLOSSARY: dict[str, str] = {
     "token": "A piece of text the model reads as one unit (a character, a word or a BPE "

@@ -565,6 +565,15 @@ def test_registry_in_course_order():
             e.id = "x"
 
 
+def test_the_course_table_of_contents_lists_every_exercise_and_question_in_order():
+    from gptcore.course import EXERCISE_IDS, QUESTION_IDS
+
+    for n in range(1, 6):
+        assert EXERCISE_IDS[n] == tuple(e.id for e in for_lesson(n)), n
+        assert QUESTION_IDS[n] == tuple(q.id for q in QUESTIONS if q.lesson == n), n
+    assert set(EXERCISE_IDS) == set(QUESTION_IDS) == {1, 2, 3, 4, 5}
+
+
 def test_references_resolve_while_train_moves_to_trainer():
     exercise = BY_ID["train.train_step"]
     assert exercise.reference_location() in ("gptcore.trainer.train_step",

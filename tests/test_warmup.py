@@ -42,3 +42,50 @@ def test_warm_up_runs_once_per_process(monkeypatch):
     for _ in range(5):
         warmup.start()
     assert warmup.wait(10) and calls == [1]
+
+
+HOME_PROBE = """
+import sys
+from streamlit.testing.v1 import AppTest
+from classroom import warmup
+warmup.start = lambda: None  # the home page alone, not what the server loads after it
+at = AppTest.from_file("app.py", default_timeout=60).run()
+assert not at.exception, [e.value for e in at.exception]
+assert at.title[0].value == "Building GPT, step by step"
+print(sorted(m for m in ("torch", "numpy", "transformers", "altair", "tiktoken")
+             if m in sys.modules))
+"""
+
+
+def test_the_home_page_opens_without_torch():
+    """The home page (lesson list, progress, sidebar) is the server's first page: it draws
+    before torch (2 s) is loaded (benchmarks.page_open)."""
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", HOME_PROBE], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_lesson_waits_while_another_thread_imports_torch(monkeypatch):
+    """Two threads importing torch for the first time at once can see each other's half-made
+    modules; the warm-up and every lesson import it through one lock."""
+    from streamlit.testing.v1 import AppTest
+
+    opened = []
+    monkeypatch.setattr(warmup, "import_torch", lambda: opened.append("torch"))
+    monkeypatch.setattr(warmup, "start", lambda: None)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert opened == []  # the home page does not need torch
+    at.switch_page("pages/2_tokenization.py").run()
+    assert opened == ["torch"] and not at.exception
+
+    monkeypatch.undo()
+    released = threading.Event()
+    warmup._torch_import.acquire()  # another thread importing torch
+    waiter = threading.Thread(target=lambda: (warmup.import_torch(), released.set()))
+    waiter.start()
+    assert not released.wait(0.5)  # the lesson waits...
+    warmup._torch_import.release()
+    assert released.wait(10)  # ...until that import is done
+    waiter.join()
