@@ -25,8 +25,7 @@ K = "l5_"
 # values when the learner opens another lesson mid-run (measured in Chromium).
 PERSIST = "session"
 MAX_RUNS_WITH_WEIGHTS = 4  # older runs keep their curves, not their weights
-LIVE_TICK = 2.0  # seconds between redraws of the run's status, loss chart and sample
-SLOW_TICK = 5.0  # seconds between redraws of what changes only at evaluations
+LIVE_TICK = 3.0  # seconds between redraws of the live view (see train_and_watch)
 
 BUILDER = "Lesson 4's builder"
 MODEL_CHOICES = {  # the first is the default: the lowest loss a learner's minute reaches
@@ -363,45 +362,64 @@ def starting_loss(model_config: GPTConfig, tokens) -> None:
 # ------------------------------------------------------------------ 3 · train
 
 
-def train_buttons(session: LabSession, form: RunForm) -> None:
-    """Train starts a run on the form (one at a time per learner); Stop ends it."""
+def train(form: RunForm) -> None:
+    """Train and Stop, and the newest run as it trains: its status, curves, latest sample and
+    attention.
+
+    Pressing Train or Stop reruns only this part of the page, not the whole lesson: on a host
+    where browser and server share the cores, a whole redraw of lesson 5 cost the browser
+    1.7 s of CPU just as the run started (headless Chromium on this 2-core machine)."""
+    # After each tick the progress bar animates to its new width, repainting every frame: in
+    # headless Chromium on this 2-core machine a page with a ticking bar used 0.07 of a core
+    # with the animation and 0.03 without. At one update every few seconds a jump reads the same.
+    st.html("<style>[data-testid='stProgress'] * { transition: none !important; }</style>")
+    st.fragment(train_and_watch)(form)
+
+
+def train_and_watch(form: RunForm) -> None:
+    session = lab_session()  # this learner's runs as of now, not as the page found them
     c1, c2, _ = st.columns([1, 1, 4])
-    if c1.button("Train", type="primary", key=f"act_{K}train",
-                 disabled=bool(form.problem) or session.running):
-        session.runs.append(labmod.TrainingRun(
-            session.lab, session.corpus.text, form.tok_kind, form.bpe_vocab, form.model_config,
-            form.train_config, next_label(session.runs)).start())
-        labmod.forget_old_weights(session.runs, MAX_RUNS_WITH_WEIGHTS)
-        st.rerun()  # redraw with Train disabled, Stop enabled and the live view ticking
+    # Train starts the run in its callback, before this part redraws itself with Train
+    # disabled, Stop enabled and the live view ticking.
+    c1.button("Train", type="primary", key=f"act_{K}train", on_click=start_training,
+              args=(form,), disabled=bool(form.problem) or session.running)
     if c2.button("Stop", key=f"act_{K}stop", disabled=not session.running):
         session.current.stop()
         st.toast("Stopping…")
-
-
-def live(session: LabSession) -> None:
-    """The newest run as it trains: its status and curves, its attention (the sidebar shows
-    the run on the other pages)."""
-    # After each tick the progress bar animates to its new width, repainting every frame: in
-    # headless Chromium on this 2-core machine a page with a ticking bar used 0.07 of a core
-    # with the animation and 0.03 without. At one update a second a jump reads the same.
-    st.html("<style>[data-testid='stProgress'] * { transition: none !important; }</style>")
-    # Live parts tick at the pace their numbers change. Every fragment rerun costs the browser
-    # about the same, whatever it draws (a redraw of the page's element tree): in headless
-    # Chromium on this 2-core machine, while a run trained, 0.45 of a core with every part at
-    # one tick a second; 0.24 with the attention map, runs table and sidebar at SLOW_TICK;
-    # 0.14 with the status and loss chart at LIVE_TICK too (benchmarks.app_overhead).
+    # The live parts redraw together, in one fragment, every LIVE_TICK seconds. On a host
+    # where browser and server share the cores, each redraw is CPU the training does not get:
+    # in headless Chromium on this 2-core machine a tick cost 0.25 s of CPU, 0.12 s of it with
+    # nothing in the fragment (React redraws the page's element tree). Live lab against
+    # headless (benchmarks.app_overhead): 0.76 with five parts ticking apart (2 and 5 s),
+    # 0.83-0.87 with one fragment every 2 s or 3 s (0.18 and 0.15 of a core for Chromium).
     st.fragment(run_every=LIVE_TICK if session.running else None)(live_view)(session.lab,
-                                                                             session.current)
-    st.fragment(run_every=SLOW_TICK if session.running else None)(live_attention)(
-        session.current)
+                                                                             session.runs)
 
 
-def live_view(lab: labmod.Lab, current) -> None:
-    """The run's status, its loss curves and its latest sample; once it ends, the whole page
-    is redrawn with its results."""
-    if current is None:
+def start_training(form: RunForm) -> None:
+    session = lab_session()
+    start_run(session, lambda: labmod.TrainingRun(
+        session.lab, session.corpus.text, form.tok_kind, form.bpe_vocab, form.model_config,
+        form.train_config, next_label(session.runs)))
+
+
+def start_run(session: LabSession, make_run) -> bool:
+    """Start the run `make_run()` makes, unless one of this learner's runs is still going (a
+    button drawn before that run started can still be pressed). True if it started."""
+    if any(run.active for run in session.runs):
+        return False
+    session.runs.append(make_run().start())
+    labmod.forget_old_weights(session.runs, MAX_RUNS_WITH_WEIGHTS)
+    return True
+
+
+def live_view(lab: labmod.Lab, runs: list) -> None:
+    """The newest run's status, its loss curves, its latest sample and attention, then the
+    table of every run; once the run ends, the whole page is redrawn with its results."""
+    if not runs:
         st.info(f"Press **Train** to start. The chart below updates every {LIVE_TICK:g} seconds.")
         return
+    current = runs[-1]
     snap = current.snapshot()
     run_status(lab, current, snap)
     rows = labmod.curve_rows(snap)
@@ -413,6 +431,9 @@ def live_view(lab: labmod.Lab, current) -> None:
         last = snap["evals"][-1]
         right.caption(f"Sample at step {last['iter']} (val loss {last['val_loss']:.3f}):")
         right.code(last["sample"][:600], language=None)
+    live_attention(current)
+    st.markdown("**Your runs**")
+    st.table(runs_view.runs_table(runs))
     if not current.active and st.session_state.get(f"{K}shown") != current.id:
         st.session_state[f"{K}shown"] = current.id
         st.rerun()  # the run has ended: redraw the whole page with its results
@@ -444,8 +465,8 @@ def attention_sliders(run, columns, prefix: str) -> tuple[int, int]:
 
 
 def live_attention(current) -> None:
-    """Attention of the training model, at its latest evaluation: snapshots are taken only at
-    evaluations, so this part redraws every few seconds, not every second."""
+    """Attention of the training model, at its latest evaluation (snapshots are taken at
+    evaluations)."""
     maps = current.attention(0, 0) if current is not None else None
     if not maps:
         return
@@ -592,13 +613,15 @@ def continue_training(session: LabSession, run) -> None:
                  disabled=session.running):
         text = run.text if isinstance(run, labmod.TrainingRun) else session.corpus.text
         try:
-            session.runs.append(labmod.TrainingRun.continuing(
-                session.lab, run, text, more, next_label(session.runs)).start())
+            started = start_run(session, lambda: labmod.TrainingRun.continuing(
+                session.lab, run, text, more, next_label(session.runs)))
         except (CheckpointError, ValueError) as e:
             st.error(str(e))
         else:
-            labmod.forget_old_weights(session.runs, MAX_RUNS_WITH_WEIGHTS)
-            st.rerun()
+            if not started:
+                st.warning("Your run is still training: stop it or let it end first.")
+            else:
+                st.rerun()  # redraw with the live view ticking
 
 
 # ------------------------------------------------------------------ 5 · your runs
@@ -608,6 +631,8 @@ def upload(session: LabSession) -> None:
     """A checkpoint upload: checked, then added to the runs as the learner's model."""
     file = st.file_uploader("Upload a checkpoint (.pt)", type=["pt"], key=f"act_{K}upload",
                             help="Saved by this lab or by `python -m gptcore.train --out`.")
+    if f"{K}upload_flash" in st.session_state:
+        st.success(st.session_state.pop(f"{K}upload_flash"))
     if file is None or st.session_state.get(f"{K}uploaded") == file.file_id:
         return
     st.session_state[f"{K}uploaded"] = file.file_id
@@ -619,14 +644,25 @@ def upload(session: LabSession) -> None:
     else:
         session.runs.append(loaded)
         adopt_latest(session.runs)
-        st.success(f"Loaded {file.name}: {loaded.model.num_params():,} parameters, step "
-                   f"{loaded.step:,}. It is now your model in lessons 1 and 3.")
+        st.session_state[f"{K}upload_flash"] = (
+            f"Loaded {file.name}: {loaded.model.num_params():,} parameters, step "
+            f"{loaded.step:,}. It is now your model in lessons 1 and 3.")
+        st.rerun()  # redraw the runs table (section 3) and the sidebar with it
 
 
-def runs_and_downloads(session: LabSession) -> None:
-    """The runs table and every validation curve (live while a run trains), then the
-    downloads: the curves as CSV, a run's checkpoint."""
-    st.fragment(run_every=SLOW_TICK if session.running else None)(runs_table)(session.runs)
+def curves_and_downloads(session: LabSession) -> None:
+    """Every run's validation curve in one chart, then the downloads: the curves as CSV, a
+    run's checkpoint. (The runs table is in the live view, which follows a run in training.)"""
+    ended = [run for run in session.runs if not run.active]
+    if session.running:
+        st.caption(f"{session.current.label} joins this chart when it ends.")
+    curves = pd.DataFrame([{"run": p["run"], "iter": p["iter"], "loss": p["val_loss"]}
+                           for p in curve_points(ended)])
+    if not curves.empty:
+        st.vega_lite_chart(charts.loss_chart(curves, color="run",
+                                             title="Validation loss, all runs"), width="stretch")
+    elif not session.runs:
+        st.caption("Every run of this browser session appears here, with its curve.")
     if session.runs:
         downloads(session.runs)
 
@@ -635,19 +671,6 @@ def curve_points(runs: list) -> list[dict]:
     """Every evaluation of every run, one row each."""
     return [{"run": r.label, "iter": e["iter"], "train_loss": e["train_loss"],
              "val_loss": e["val_loss"]} for r in runs for e in r.snapshot()["evals"]]
-
-
-def runs_table(runs: list) -> None:
-    """One row per run, and every run's validation loss in one chart."""
-    if not runs:
-        st.caption("Every run of this browser session appears here, with its curve.")
-        return
-    st.table(runs_view.runs_table(runs))
-    curves = pd.DataFrame([{"run": p["run"], "iter": p["iter"], "loss": p["val_loss"]}
-                           for p in curve_points(runs)])
-    if not curves.empty:
-        st.vega_lite_chart(charts.loss_chart(curves, color="run",
-                                             title="Validation loss, all runs"), width="stretch")
 
 
 def downloads(runs: list) -> None:

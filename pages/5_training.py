@@ -31,8 +31,7 @@ views.budget(session.caps, form)
 
 # ------------------------------------------------------------------ train / stop
 st.subheader("3 · Train")
-views.train_buttons(session, form)
-views.live(session)
+views.train(form)
 exercise_ui.exercise("train.train_step")
 
 # ------------------------------------------------------------------ results
@@ -43,9 +42,9 @@ views.results(session)
 exercise_ui.question("train.perplexity_of")
 exercise_ui.exercise("train.perplexity")
 
-st.subheader("5 · Your runs")
+st.subheader("5 · Compare and keep your runs")
 views.upload(session)
-views.runs_and_downloads(session)
+views.curves_and_downloads(session)
 
 # ------------------------------------------------------------------ recap
 st.subheader("6 · Train the GPT you wrote")

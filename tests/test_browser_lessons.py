@@ -84,7 +84,7 @@ def test_training_live_chart_stop_table_and_navigation(page):
     page.get_by_role("button", name="Stop").click()
     page.wait_for_function("() => document.body.innerText.includes('Stopped by you')", timeout=10_000)
     browser.wait_settled(page)
-    table = page.locator("[data-testid='stTable']").last.inner_text()
+    table = page.locator("[data-testid='stTable']", has_text="tokens/s").last.inner_text()
     assert "run 1" in table and "stopped" in table
     browser.shoot(page, "lesson5-stopped")
 

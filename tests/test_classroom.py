@@ -303,7 +303,7 @@ def test_four_learners_train_at_once(server):
         for i, page in enumerate(learners):
             browser.wait_settled(page)
             browser.assert_no_exception(page)
-            table = page.locator("[data-testid='stTable']").last.inner_text()
+            table = page.locator("[data-testid='stTable']", has_text="tokens/s").last.inner_text()
             assert "run 1" in table and "run 2" not in table  # only their own run
             browser.shoot(page, f"classroom-learner-{i}")
     assert states.count("training") <= 2 and states.count("queued") >= 2, states
@@ -353,7 +353,7 @@ def test_navigating_away_mid_run_loses_nothing(server):
         page.locator("[data-testid='stSidebarNavLink']").nth(5).click()
         page.wait_for_function("() => /Finished 100 steps/.test(document.body.innerText)", timeout=120_000)
         browser.wait_settled(page)
-        assert "run 1" in page.locator("[data-testid='stTable']").last.inner_text()
+        assert "run 1" in page.locator("[data-testid='stTable']", has_text="tokens/s").last.inner_text()
     record("5_training", "navigate through every lesson mid-run",
            "the run finished meanwhile; its results and table row are there on return")
 

@@ -883,6 +883,11 @@ def small_lab(at, steps=40):
     at.slider(key="l5_batch").set_value(8).run()
 
 
+def runs_table(at):
+    """Lesson 5's table of runs (in the live view, section 3)."""
+    return next(t.value for t in at.table if "tokens/s" in t.value.columns)
+
+
 def l5_texts(at) -> list[str]:
     kinds = ("markdown", "caption", "error", "warning", "info", "success", "latex")
     return [e.value for kind in kinds for e in at.get(kind)]
@@ -943,14 +948,14 @@ def test_training_lab_trains_compares_and_round_trips_a_checkpoint():
     assert list(samples["step"]) == [0, 20, 40]  # a sample at each evaluation
     assert at.session_state["trained_model"].label == "run 1"
     assert "run 1 is now **your model**" in " ".join(c.value for c in at.caption)
-    table = at.table[-1].value
+    table = runs_table(at)
     assert table.loc["run 1", "val loss"] == f"{last['val_loss']:.4f}"
     assert table.loc["run 1", "steps"] == "40" and table.loc["run 1", "status"] == "done"
     raw = run.checkpoint_bytes()
     at.file_uploader(key="act_l5_upload").upload("mine.pt", raw).run()
     no_exception(at)
     assert any("Loaded mine.pt" in s.value for s in at.success)
-    table = at.table[-1].value
+    table = runs_table(at)
     assert list(table.index) == ["run 1", "upload: mine.pt"]
     assert table["val loss"].iloc[0] == table["val loss"].iloc[1]
     no_doubled_period(at)
@@ -1178,7 +1183,7 @@ def test_training_lab_live_table_attention_and_sidebar_while_training():
     at.session_state["l5_live_layer"] = 7  # kept from a bigger model: brought inside this one
     at.run()
     no_exception(at)
-    row = at.table[-1].value.loc["run 1"]
+    row = runs_table(at).loc["run 1"]
     assert row["status"] == "training" and int(row["steps"]) >= 3 and float(row["time (s)"]) > 0
     assert row["batch loss"] != "—"
     assert at.slider(key="l5_live_layer").value == 1 and at.slider(key="l5_live_layer").max == 1
@@ -1217,7 +1222,7 @@ def test_training_lab_queued_view_turns_into_training():
         run = at.session_state["training_runs"][-1]
         assert run.lab is lab
         assert any(w.value.startswith("Queued:") and "number 1 in line" in w.value for w in at.warning)
-        assert at.table[-1].value.loc["run 1", "status"] == "queued"
+        assert runs_table(at).loc["run 1", "status"] == "queued"
     finally:
         for other in others:
             other.stop()
@@ -1225,7 +1230,7 @@ def test_training_lab_queued_view_turns_into_training():
     at.run()
     no_exception(at)
     assert not any("Queued" in t or "queued" in t for t in l5_texts(at))
-    assert at.table[-1].value.loc["run 1", "status"] == "training"
+    assert runs_table(at).loc["run 1", "status"] == "training"
     assert at.get("progress")[0].proto.text.startswith("run 1: step ")
     run.stop()
     wait_for_run(at)
@@ -1244,7 +1249,7 @@ def test_training_lab_continues_a_run():
     snap = more.snapshot()
     assert snap["status"] == "done" and [e["iter"] for e in snap["evals"]] == [0, 20, 40, 60]
     assert snap["evals"][:3] == first.snapshot()["evals"]  # the same curve, extended
-    table = at.table[-1].value
+    table = runs_table(at)
     assert table.loc["run 2", "continues"] == "run 1" and table.loc["run 2", "steps"] == "60"
     assert table.loc["run 1", "steps"] == "40"
     assert at.session_state["trained_model"].label == "run 2"
