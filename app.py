@@ -18,8 +18,10 @@ PAGES = [st.Page(HOME.page, title=HOME.title, icon=HOME.icon, default=True)] + [
     for lesson in LESSONS]
 
 current = st.navigation(PAGES)
-if current is not PAGES[0]:
-    warmup.import_torch()  # every lesson needs torch: its first import, one thread at a time
-current.run()
+if current is PAGES[0]:
+    current.run()  # the home page needs no torch
+else:
+    with warmup.lesson_running():  # torch loaded, and its first imports never side by side
+        current.run()
 warmup.start()  # once per process, after the first page: what the lessons need, loaded while
 # the learner reads it

@@ -1,9 +1,11 @@
 """The server's warm-up thread (classroom.warmup): it loads what the lessons need once per
 process, never imports transformers (whose lazy modules are not safe to import from two
 threads), and the random model it builds is the one the pages get."""
+import contextlib
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from classroom import warmup
@@ -67,25 +69,53 @@ def test_the_home_page_opens_without_torch():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_a_lesson_waits_while_another_thread_imports_torch(monkeypatch):
-    """Two threads importing torch for the first time at once can see each other's half-made
-    modules; the warm-up and every lesson import it through one lock."""
+def test_lessons_run_side_by_side_and_never_beside_a_first_import_of_torch(monkeypatch):
+    """Two threads importing torch's modules for the first time at once can see each other's
+    half-made modules: app.py runs every lesson inside warmup.lesson_running(), and the
+    warm-up's imports of torch and torch._dynamo run alone."""
     from streamlit.testing.v1 import AppTest
 
-    opened = []
-    monkeypatch.setattr(warmup, "import_torch", lambda: opened.append("torch"))
+    entered = []
+
+    @contextlib.contextmanager
+    def recording():
+        entered.append("lesson")
+        yield
+
+    monkeypatch.setattr(warmup, "lesson_running", recording)
     monkeypatch.setattr(warmup, "start", lambda: None)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    assert opened == []  # the home page does not need torch
+    assert entered == []  # the home page does not need torch
     at.switch_page("pages/2_tokenization.py").run()
-    assert opened == ["torch"] and not at.exception
-
+    assert entered == ["lesson"] and not at.exception
     monkeypatch.undo()
-    released = threading.Event()
-    warmup._torch_import.acquire()  # another thread importing torch
-    waiter = threading.Thread(target=lambda: (warmup.import_torch(), released.set()))
-    waiter.start()
-    assert not released.wait(0.5)  # the lesson waits...
-    warmup._torch_import.release()
-    assert released.wait(10)  # ...until that import is done
-    waiter.join()
+
+    gate = warmup.Gate()
+    order = []
+
+    def script(name, hold):
+        with gate.script():
+            order.append(f"{name} in")
+            time.sleep(hold)
+            order.append(f"{name} out")
+
+    def alone():
+        with gate.alone():
+            order.append("import in")
+            time.sleep(0.2)
+            order.append("import out")
+
+    a = threading.Thread(target=script, args=("a", 0.4))
+    a.start()
+    time.sleep(0.1)
+    b = threading.Thread(target=script, args=("b", 0.1))  # side by side with a
+    b.start()
+    b.join()
+    importer = threading.Thread(target=alone)  # waits for a to end
+    importer.start()
+    time.sleep(0.1)
+    c = threading.Thread(target=script, args=("c", 0.0))  # waits for the import
+    c.start()
+    for t in (a, importer, c):
+        t.join(10)
+    assert order == ["a in", "b in", "b out", "a out", "import in", "import out", "c in", "c out"]
