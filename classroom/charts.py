@@ -109,8 +109,11 @@ def heatmap(matrix, x_labels: list[str], y_labels: list[str], title: str = "",
 @functools.cache
 def _loss(color: str) -> dict:
     base = alt.Chart(_TABLE).encode(
-        x=alt.X("iter:Q", title="step"),
-        y=alt.Y("loss:Q", title="cross-entropy loss", scale=alt.Scale(zero=False)),
+        # whole steps, and losses without trailing zeros: with a run's single evaluation the
+        # axes read "0.000000" and "4.471700" otherwise
+        x=alt.X("iter:Q", title="step", axis=alt.Axis(format="d", tickMinStep=1)),
+        y=alt.Y("loss:Q", title="cross-entropy loss", scale=alt.Scale(zero=False),
+                axis=alt.Axis(format="~f")),
         color=alt.Color(f"{color}:N", title=None),
         tooltip=["iter:Q", alt.Tooltip("loss:Q", format=".4f"), f"{color}:N"])
     noisy = f"indexof(datum['{color}'], '(batch') >= 0"
