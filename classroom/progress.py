@@ -4,7 +4,7 @@ JSON file the learner downloads and uploads again (validated like any upload).
 
 Counting reads the course's table of contents (`gptcore.course`), not the exercises
 themselves: the home page and every sidebar show progress, and the exercises load torch (2 s);
-an uploaded file is checked against the exercises' questions themselves.
+an uploaded file (on the home page only) is checked against the exercises' questions.
 """
 from __future__ import annotations
 
@@ -44,7 +44,12 @@ class Progress:
     @classmethod
     def from_json(cls, raw: bytes) -> "Progress":
         """Parse and validate a progress file; unknown exercises and questions are refused."""
-        from gptcore.exercises import QUESTIONS  # a prediction is checked against its options
+        from classroom import warmup
+
+        # a prediction is checked against its question's options; on the home page this is
+        # the first import of torch, which must not run beside the warm-up's (classroom.warmup)
+        with warmup.lesson_running():
+            from gptcore.exercises import QUESTIONS
 
         questions = {q.id: q for q in QUESTIONS}
 

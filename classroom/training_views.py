@@ -11,8 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from classroom import charts, lab as labmod, runs_view, shared, state, widgets as ui
-from classroom.run_status import adopt_latest
 from classroom.corpora import Corpus
+from classroom.run_status import adopt_latest
 from gptcore import trainer as trainmod
 from gptcore.budget import num_params
 from gptcore.checkpoint import CheckpointError
@@ -391,7 +391,7 @@ def train_and_watch(form: RunForm) -> None:
     # in headless Chromium on this 2-core machine a tick cost 0.25 s of CPU, 0.12 s of it with
     # nothing in the fragment (React redraws the page's element tree). Live lab against
     # headless (benchmarks.app_overhead): 0.76 with five parts ticking apart (2 and 5 s),
-    # 0.83-0.87 with one fragment every 2 s or 3 s (0.18 and 0.15 of a core for Chromium).
+    # 0.80-0.87 with one fragment every 2 s or 3 s (0.18 and 0.15 of a core for Chromium).
     st.fragment(run_every=LIVE_TICK if session.running else None)(live_view)(session.lab,
                                                                              session.runs)
 
