@@ -364,6 +364,11 @@ class TrainingRun:
             snaps = list(self.state.snapshots)
         return [(step, maps[layer, head].float().tolist()) for step, maps in snaps]
 
+    def latest_attention(self) -> tuple[int, torch.Tensor] | None:
+        """(step, every layer's and head's attention (L, nh, T, T)) at the latest snapshot."""
+        with self.lock:
+            return self.state.snapshots[-1] if self.state.snapshots else None
+
     def snapshot_tokens(self) -> list[str]:
         """The text of the tokens the attention snapshots look at."""
         if self.trainer is None:
@@ -482,6 +487,9 @@ class LoadedRun:
 
     def attention(self, layer: int, head: int) -> list:
         return []
+
+    def latest_attention(self) -> None:
+        return None
 
     def snapshot_tokens(self) -> list[str]:
         return []

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import streamlit as st
 
-from classroom import charts, lab as labmod, runs_view, shared, state, widgets as ui
+from classroom import charts, lab as labmod, pictures, runs_view, shared, state, widgets as ui
 from classroom.corpora import Corpus
 from classroom.run_status import adopt_latest
 from gptcore import trainer as trainmod
@@ -25,7 +25,7 @@ K = "l5_"
 # values when the learner opens another lesson mid-run (measured in Chromium).
 PERSIST = "session"
 MAX_RUNS_WITH_WEIGHTS = 4  # older runs keep their curves, not their weights
-LIVE_TICK = 3.0  # seconds between redraws of the live view (see train_and_watch)
+LIVE_TICK = 5.0  # seconds between redraws of the live view (see train_and_watch)
 
 BUILDER = "Lesson 4's builder"
 MODEL_CHOICES = {  # the first is the default: the lowest loss a learner's minute reaches
@@ -388,10 +388,12 @@ def train_and_watch(form: RunForm) -> None:
         st.toast("Stopping…")
     # The live parts redraw together, in one fragment, every LIVE_TICK seconds. On a host
     # where browser and server share the cores, each redraw is CPU the training does not get:
-    # in headless Chromium on this 2-core machine a tick cost 0.25 s of CPU, 0.12 s of it with
-    # nothing in the fragment (React redraws the page's element tree). Live lab against
-    # headless (benchmarks.app_overhead): 0.76 with five parts ticking apart (2 and 5 s),
-    # 0.80-0.87 with one fragment every 2 s or 3 s (0.18 and 0.15 of a core for Chromium).
+    # in headless Chromium on this 2-core machine a tick cost 0.36 s of CPU, 0.15 s of it with
+    # nothing in the fragment (React redraws the page's element tree), 0.13 s the attention
+    # heatmap and its sliders (now a picture). Live lab against headless
+    # (benchmarks.app_overhead): 0.76 with five parts ticking apart (2 and 5 s), 0.80 with one
+    # fragment every 3 s, 0.84 with the picture, 0.86 ticking every 5 s (Chromium 0.11 core).
+    # At the default settings an evaluation (sample, attention, val point) comes every ~5 s.
     st.fragment(run_every=LIVE_TICK if session.running else None)(live_view)(session.lab,
                                                                              session.runs)
 
@@ -464,17 +466,19 @@ def attention_sliders(run, columns, prefix: str) -> tuple[int, int]:
     return layer, head
 
 
-def live_attention(current) -> None:
-    """Attention of the training model, at its latest evaluation (snapshots are taken at
-    evaluations)."""
-    maps = current.attention(0, 0) if current is not None else None
-    if not maps:
+def live_attention(run) -> None:
+    """Every layer's and head's attention at the run's latest evaluation, as one picture (a
+    Vega heatmap redrawn every tick cost the browser more than the rest of the view)."""
+    latest = run.latest_attention()
+    if latest is None:
         return
-    layer, head = attention_sliders(current, st.columns([1, 1, 2]), f"{K}live_")
-    step, matrix = current.attention(layer, head)[-1]
-    labels = [ui.visible(t) for t in current.snapshot_tokens()]
-    st.vega_lite_chart(charts.heatmap(matrix, labels, labels, f"attention at step {step}",
-                                      size=300, show_numbers=False), width="content")
+    step, maps = latest
+    text = "".join(run.snapshot_tokens()).replace("\n", "↵").replace("`", "'")
+    st.image(pictures.attention_grid(maps), width="content", output_format="PNG")
+    st.caption(f"Attention at step {step:,}, one square per head: layer i in row i, head j in "
+               f"column j. In a square, row q is a query and column k a key; darker is more "
+               f"attention. The {maps.shape[-1]} held-out tokens: `{text}`. When the run ends, "
+               "section 4 shows each head with its tokens.")
 
 
 # ------------------------------------------------------------------ 4 · after a run
