@@ -1,11 +1,12 @@
-"""Pictures drawn on the server as RGB arrays for `st.image`, where a chart costs too much to
+"""Pictures drawn on the server as RGBA arrays for `st.image`, where a chart costs too much to
 redraw (no streamlit here).
 
 Lesson 5's live view redraws every few seconds while a run trains, in a browser that may share
 the server's cores. A Vega chart is laid out and painted again on every redraw, even when its
 data has not changed: the live attention heatmap and its layer and head sliders cost headless
-Chromium 0.044 of a core on this 2-core machine at one redraw every 3 s, CPU the run did not
-get. A picture whose bytes have not changed keeps its address, and the browser leaves it be.
+Chromium 0.13 s of CPU a redraw on this 2-core machine (0.044 of a core at one redraw every
+3 s), CPU the run did not get. A picture whose bytes have not changed keeps its address, and
+the browser leaves it be.
 """
 from __future__ import annotations
 

@@ -392,7 +392,8 @@ def train_and_watch(form: RunForm) -> None:
     # nothing in the fragment (React redraws the page's element tree), 0.13 s the attention
     # heatmap and its sliders (now a picture). Live lab against headless
     # (benchmarks.app_overhead): 0.76 with five parts ticking apart (2 and 5 s), 0.80 with one
-    # fragment every 3 s, 0.84 with the picture, 0.86 ticking every 5 s (Chromium 0.11 core).
+    # fragment every 3 s, 0.84 with the picture, 0.86-0.97 ticking every 5 s (three runs;
+    # Chromium 0.11 of a core).
     # At the default settings an evaluation (sample, attention, val point) comes every ~5 s.
     st.fragment(run_every=LIVE_TICK if session.running else None)(live_view)(session.lab,
                                                                              session.runs)
@@ -455,15 +456,6 @@ def run_status(lab: labmod.Lab, run, snap: dict) -> None:
         kind = {"done": st.success, "stopped": st.info, "diverged": st.error,
                 "failed": st.error}.get(snap["status"], st.info)
         kind(f"{run.label}: {snap['message']}")
-
-
-def attention_sliders(run, columns, prefix: str) -> tuple[int, int]:
-    """Layer and head sliders (keys `prefix`layer, `prefix`head) in two columns."""
-    with columns[0]:
-        layer = runs_view.index_slider("Layer", run.model_config.n_layer, f"{prefix}layer")
-    with columns[1]:
-        head = runs_view.index_slider("Head", run.model_config.n_head, f"{prefix}head")
-    return layer, head
 
 
 def live_attention(run) -> None:
@@ -591,7 +583,11 @@ def attention_over_training(run) -> None:
     if not run.attention(0, 0):
         st.caption("No attention snapshots for this run.")
         return
-    layer, head = attention_sliders(run, st.columns(2), f"{K}snap_")
+    left, right = st.columns(2)
+    with left:
+        layer = runs_view.index_slider("Layer", run.model_config.n_layer, f"{K}snap_layer")
+    with right:
+        head = runs_view.index_slider("Head", run.model_config.n_head, f"{K}snap_head")
     picks = labmod.spread(run.attention(layer, head), 4)
     labels = [ui.visible(t) for t in run.snapshot_tokens()]
     for col, (step, matrix) in zip(st.columns(len(picks)), picks):
