@@ -97,15 +97,21 @@ def saturation_metrics(chosen: lab.Saturation) -> None:
               help=f"ln {N_KEYS} ≈ 2.079 nats when uniform over {N_KEYS} keys, 0 when one-hot.")
 
 
-def saturation_curves(seed: int) -> None:
-    """The largest weight and the entropy against d_k, scaled and unscaled."""
+@st.cache_data(show_spinner=False, max_entries=16)
+def saturation_table(seed: int) -> pd.DataFrame:
+    """The largest weight and the entropy for every d_k, scaled and unscaled: 18 runs of
+    lab.softmax_saturation, 0.1 s that every rerun of the page would redo."""
     curve = [lab.softmax_saturation(dk, s, n_keys=N_KEYS, seed=seed)
              for dk in D_KS for s in (True, False)]
-    rows = [{"d_k": s.d_k, "value": value,
-             "measure": f"{name} ({'scaled' if s.scaled else 'unscaled'})"}
-            for s in curve for name, value in (("largest weight", s.largest_weight),
-                                               ("entropy", s.entropy))]
-    st.vega_lite_chart(charts.line_chart(pd.DataFrame(rows), "d_k", "value", "measure",
+    return pd.DataFrame([{"d_k": s.d_k, "value": value,
+                          "measure": f"{name} ({'scaled' if s.scaled else 'unscaled'})"}
+                         for s in curve for name, value in (("largest weight", s.largest_weight),
+                                                            ("entropy", s.entropy))])
+
+
+def saturation_curves(seed: int) -> None:
+    """The largest weight and the entropy against d_k, scaled and unscaled."""
+    st.vega_lite_chart(charts.line_chart(saturation_table(seed), "d_k", "value", "measure",
                                       f"Random q, k with unit-variance entries, {N_KEYS} keys",
                                       log_x=True), width="stretch")
 
@@ -212,7 +218,9 @@ def real_attention(key: str) -> None:
     text = st.text_input("Text", "The cat sat on the mat because it was tired.",
                          key=f"{key}real_text", max_chars=400)
     with ui.explain_errors("computing attention maps"):
-        real = lab.real_attention_maps(active.model, active.tokenizer, text)
+        real = state.last_result(  # a forward pass of the whole model: 0.1-0.3 s a rerun
+            f"{key}real_maps", (active.model, text),
+            lambda: lab.real_attention_maps(active.model, active.tokenizer, text))
         layer, head = layer_and_head(real, key)
         labels = [ui.visible(t) for t in real.tokens]
         weights, whose = real.head(layer, head), ""

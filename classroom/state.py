@@ -35,6 +35,7 @@ SIDEBAR_KEYS = (Keys.corpus, Keys.seed, Keys.model_choice)
 ACTION = "act_"
 SETTING = re.compile(r"l[1-5]_")
 DEFAULT_SEED = 1337
+MEMO = "memo_"  # last_result's keys
 
 
 def keep_settings() -> None:
@@ -76,6 +77,21 @@ def built_config() -> GPTConfig | None:
 
 def set_built_config(config: GPTConfig) -> None:
     st.session_state[Keys.built_config] = config
+
+
+def last_result(name: str, inputs: tuple, compute):
+    """`compute()`, or what it returned last time in this session for the same `inputs`.
+
+    For work a page redoes on every rerun although its inputs rarely change (a model's forward
+    pass for a text): any widget on the page reruns it, and so does coming back to the
+    lesson. Only the last result is kept. `inputs` compare with ==, so a model (no __eq__)
+    compares by identity, and the kept tuple holds it: its id cannot pass to another."""
+    kept = st.session_state.get(f"{MEMO}{name}")
+    if kept is not None and kept[0] == inputs:
+        return kept[1]
+    result = compute()
+    st.session_state[f"{MEMO}{name}"] = (inputs, result)
+    return result
 
 
 def clamp(key: str, low, high) -> None:

@@ -463,6 +463,12 @@ def test_attention_saturation_metrics_equal_a_recount():
         assert shown["spread of the scores (std)"] == f"{std:.2f}"
         assert shown["largest weight (mean)"] == f"{top:.3f}"
         assert shown["entropy (mean)"] == f"{entropy:.3f}"
+        curves = chart_data(at, "Random q, k with unit-variance entries, 8 keys")  # kept once
+        at_dk = curves[curves.d_k == d_k].set_index("measure")["value"]  # per seed
+        kind = "scaled" if scale else "unscaled"
+        assert at_dk[f"largest weight ({kind})"] == pytest.approx(top, abs=1e-6)
+        assert at_dk[f"entropy ({kind})"] == pytest.approx(entropy, abs=1e-6)
+    assert len(curves) == 9 * 2 * 2  # d_k, scaled or not, two measures
 
 
 L3_PADDING_CASES = [("start (left)", True, False, 3), ("end (right)", False, False, 4),
@@ -561,6 +567,33 @@ def test_attention_real_maps_cut_at_a_small_models_context():
         assert not at.error and any(needle in c.value for c in at.caption), typed
 
 
+def test_attention_real_maps_are_computed_once_per_model_and_text(monkeypatch):
+    """Lesson 3's real model runs once for a text, not on every rerun; the map drawn after a
+    rerun by another widget, and after the text changes, is the model's own."""
+    from classroom.models import random_model
+    from gptcore import attention_lab as lab
+    from gptcore.tokenizers import TiktokenTokenizer
+
+    book, texts = lab.real_attention_maps, []
+    monkeypatch.setattr(lab, "real_attention_maps",
+                        lambda model, tok, text, **kw: texts.append(text) or book(model, tok, text, **kw))
+    at = open_page("pages/3_attention.py")
+    default = "The cat sat on the mat because it was tired."
+    at.select_slider(key="l3_heads").set_value(2).run()
+    at.slider(key="l3_layer").set_value(3).run()
+    assert texts == [default]
+    at.text_input(key="l3_real_text").input("Attention is all you need").run()
+    at.slider(key="l3_head").set_value(5).run()
+    no_exception(at)
+    assert texts == [default, "Attention is all you need"]
+    drawn = chart_data(at, "random DistilGPT2-shaped (untrained): layer 3, head 5")
+    tok = TiktokenTokenizer()
+    fresh = book(random_model(), tok, "Attention is all you need").head(3, 5)
+    assert drawn.sort_values(["y_order", "x_order"]).weight.tolist() == pytest.approx(
+        [w for row in fresh for w in row], abs=1e-6)
+    assert len(fresh) == len(tok.encode("Attention is all you need")) == 6
+
+
 def test_attention_extremes_render_without_error():
     at = open_page("pages/3_attention.py")
     for key, kind, value in [("l3_dk", "select_slider", 2), ("l3_scale", "toggle", False),
@@ -588,7 +621,7 @@ def l4_table(at, first_column):
     return next(d.value for d in at.dataframe if d.value.columns[0] == first_column)
 
 
-def l4_chart(at, title):
+def chart_data(at, title):
     """The data behind the chart titled `title`, as a DataFrame."""
     import json
 
@@ -748,7 +781,7 @@ def test_gpt_parts_figures_equal_an_independent_recomputation():
     assert ln["variance after"].tolist() == pytest.approx(
         F.layer_norm(h, (16,)).var(1, unbiased=False).tolist(), rel=1e-5)
     # GELU: the curves against PyTorch, the largest difference by brute force in plain Python
-    curves = l4_chart(at, "The non-linearity")
+    curves = chart_data(at, "The non-linearity")
     for name, f in [("GELU, tanh (GPT-2)", lambda v: F.gelu(v, approximate="tanh")),
                     ("GELU, exact (erf)", F.gelu), ("ReLU", F.relu)]:
         part = curves[curves.function == name]
@@ -773,11 +806,11 @@ def test_gpt_parts_figures_equal_an_independent_recomputation():
                for m in at.markdown)
     assert any(f"by up to {change[pre]:.2f}" in m.value and f"at most {change[post]:.0e}" in m.value
                for m in at.markdown)
-    grads = l4_chart(at, "Gradient of each block's weights at initialisation")
+    grads = chart_data(at, "Gradient of each block's weights at initialisation")
     top = grads[grads.layer == depth - 1].set_index("placement")["gradient norm"]
     assert top.to_dict() == pytest.approx(norms, rel=1e-4)
     # residuals: the RMS after every block, by a loop over the blocks
-    rms = l4_chart(at, "Signal size through a freshly initialised GPT")
+    rms = chart_data(at, "Signal size through a freshly initialised GPT")
     depth = at.session_state["l4_res_depth"]
     for residual, label in [(True, "with residuals"), (False, "without residuals")]:
         assert rms[rms.blocks == label]["RMS of the residual stream"].tolist() == pytest.approx(
