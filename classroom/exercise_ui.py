@@ -170,13 +170,18 @@ def question(question_id: str) -> None:
 
 
 def notebook_download(lesson: int) -> None:
-    """This lesson as a Jupyter notebook, with the learner's current code in its cells."""
+    """This lesson as a Jupyter notebook, with the learner's code in its cells.
+
+    The notebook is written when the button is clicked, from the code as it is then: a check
+    reruns only its exercise, not this button, and writing (and validating) the notebook on
+    every rerun of the page cost 0.05 s of each."""
     from gptcore.course import BY_NUMBER
     from gptcore.notebooks import notebook_bytes
 
     name = BY_NUMBER[lesson].notebook
+    record = progress_mod.progress()  # the session's own; the click runs in another thread
     st.download_button("Download this lesson as a notebook",
-                       notebook_bytes(lesson, progress_mod.progress().code),
+                       lambda: notebook_bytes(lesson, dict(record.code)),
                        f"{name}.ipynb", "application/x-ipynb+json", key=f"act_l{lesson}_notebook",
                        on_click="ignore", icon=":material/download:",
                        help=f"{name}.ipynb, with your code from this lesson's exercises in its "

@@ -115,6 +115,12 @@ def test_train_my_block_then_take_the_work_to_a_fresh_session(app_url, tmp_path)
         page = b.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
         open_lesson(page, app_url, 4)
         check(page, "model.Block", block, "✅", timeout=120)
+        with page.expect_download() as download:  # the check reran only its exercise
+            page.get_by_role("button", name=re.compile("Download this lesson as a notebook")).click()
+        notebook = json.loads(download.value.path().read_text())
+        cells = ["".join(c["source"]) for c in notebook["cells"]]
+        theirs = [c for c in cells if "class Block" in c and "self.attn(self.ln_1(x))" in c]
+        assert len(theirs) == 1  # their code (as the editor gave it back) fills the exercise cell
 
         open_lesson(page, app_url, 5)
         steps = page.locator("input[type='range'][aria-label='Steps for both GPTs']")
@@ -130,14 +136,6 @@ def test_train_my_block_then_take_the_work_to_a_fresh_session(app_url, tmp_path)
         assert "over all 20 steps" in body and "Validation loss: yours" in body
         assert page.locator("[data-testid='stTable']", has_text="tokens/s").last.inner_text().count("your GPT") >= 1
         browser.shoot(page, "your-gpt-trained")
-
-        open_lesson(page, app_url, 4)
-        with page.expect_download() as download:
-            page.get_by_role("button", name=re.compile("Download this lesson as a notebook")).click()
-        notebook = json.loads(download.value.path().read_text())
-        cells = ["".join(c["source"]) for c in notebook["cells"]]
-        theirs = [c for c in cells if "class Block" in c and "self.attn(self.ln_1(x))" in c]
-        assert len(theirs) == 1  # their code (as the editor gave it back) fills the exercise cell
 
         open_lesson(page, app_url, 0)
         with page.expect_download() as download:
