@@ -276,6 +276,22 @@ def test_measured_step_times_are_real_seconds():
     assert 0 < t.step_s < 5 and 0 < t.eval_token_s < t.step_s and 0 < t.sample_token_s < 5
 
 
+def test_step_timing_stops_at_its_budget(monkeypatch):
+    """A slow model is timed over fewer steps (the learner waits for them), a fast one over
+    `repeats`, always after one untimed warm-up step."""
+    import gptcore.trainer as trainer
+
+    config = GPTConfig(vocab_size=50, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    for step_s, repeats, budget_s, steps in [(0.15, 3, 0.25, 1 + 2), (0.15, 3, 0.1, 1 + 1),
+                                             (0.0, 3, 2.0, 1 + 3), (0.0, 5, 2.0, 1 + 5)]:
+        calls = []
+        monkeypatch.setattr(trainer, "train_step",
+                            lambda *a, s=step_s: (calls.append(1), time.sleep(s)))
+        t = measure_step_times(config, 2, repeats=repeats, budget_s=budget_s)
+        assert len(calls) == steps, (step_s, repeats, budget_s)
+        assert t.step_s == pytest.approx(step_s, abs=0.05)
+
+
 def test_estimate_adds_up_by_its_formula():
     config = GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=2, n_embd=16)
     cfg = TrainConfig(batch_size=8, max_iters=50, eval_interval=20, eval_train_tokens=100,
