@@ -176,12 +176,16 @@ def notebook_download(lesson: int) -> None:
     reruns only its exercise, not this button, and writing (and validating) the notebook on
     every rerun of the page cost 0.05 s of each."""
     from gptcore.course import BY_NUMBER
-    from gptcore.notebooks import notebook_bytes
+
+    record = progress_mod.progress()  # the session's own: the click runs in another thread
+
+    def notebook() -> bytes:
+        from gptcore.notebooks import notebook_bytes  # nbformat: 0.3 s to import, once clicked
+
+        return notebook_bytes(lesson, dict(record.code))
 
     name = BY_NUMBER[lesson].notebook
-    record = progress_mod.progress()  # the session's own; the click runs in another thread
-    st.download_button("Download this lesson as a notebook",
-                       lambda: notebook_bytes(lesson, dict(record.code)),
+    st.download_button("Download this lesson as a notebook", notebook,
                        f"{name}.ipynb", "application/x-ipynb+json", key=f"act_l{lesson}_notebook",
                        on_click="ignore", icon=":material/download:",
                        help=f"{name}.ipynb, with your code from this lesson's exercises in its "
