@@ -2,9 +2,10 @@
 background thread after the first page has been served (app.py starts it after the page, so
 that it does not slow that page down): the imports of torch (1.6 to 2.2 s; the home page
 does not need it), torch._dynamo (1.9 s: AdamW and any operation on the meta device import
-it, so lesson 4's shape trace and lesson 5's measured step did) and Altair (0.5 to 0.8 s),
-GPT-2's tokenizer (0.4 s) and, when DistilGPT2 cannot be had, the random DistilGPT2-shaped
-model (0.7 s). The lessons then open without that wait (benchmarks.page_open).
+it, so lesson 4's shape trace and lesson 5's measured step did), Altair (0.5 to 0.8 s) and
+pandas (0.5 s), GPT-2's tokenizer (0.4 s) and, when DistilGPT2 cannot be had, the random
+DistilGPT2-shaped model (0.7 s). The lessons then open without that wait
+(benchmarks.page_open).
 
 Nothing here imports `transformers`: its lazy modules are not safe to import from two threads
 at once (a page importing GPT2Config while a warm-up thread imported transformers failed).
@@ -112,6 +113,7 @@ def _warm() -> None:
 
         with GATE.alone():  # when no lesson script runs
             import torch._dynamo  # noqa: F401
+        import pandas  # noqa: F401 - every lesson's tables and charts (0.5 s); the home page has none
     except Exception:  # noqa: BLE001 - a failed warm-up only means a slower first open
         log.exception("warm-up failed; pages will do this work on their first open")
     finally:

@@ -18,7 +18,7 @@ from classroom import models, warmup
 warmup.start()
 assert warmup.wait(300), "the warm-up did not finish"
 assert "transformers" not in sys.modules
-assert "altair" in sys.modules and "torch._dynamo" in sys.modules
+assert all(m in sys.modules for m in ("altair", "torch._dynamo", "pandas"))
 from gptcore.tokenizers import gpt2_encoding
 assert gpt2_encoding.cache_info().currsize == 1
 assert models._build_random_model.cache_info().currsize == 1
