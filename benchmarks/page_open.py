@@ -10,7 +10,8 @@ the sidebar in order ("first open": the server's caches are cold for that lesson
 every page again ("warm"). Three more figures: lesson 1 opened by URL in a new session once
 the server is warm ("new tab"); lesson 1 clicked the moment another fresh server's home page
 has drawn, while the warm-up thread (classroom.warmup) still runs; and lesson 1 as the very
-first page of a fresh server ("cold server").
+first page of a fresh server ("cold server"). The whole is repeated on fresh servers
+(`--rounds`, 3 by default): each figure is the median of its rounds, with its range.
 
 A page is open when its script has finished, its title is on screen, and the browser has
 painted the result (two animation frames after that). The title matters: the home page's
@@ -19,6 +20,7 @@ a first open, 1.5 s warm.
 """
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 
@@ -60,31 +62,47 @@ def by_sidebar(page, number: int) -> float:
     return _until_done(page, start, number)
 
 
-def measure() -> tuple[list[dict], dict] | None:
-    from tests import browser
-
-    if not Path(browser.CHROMIUM).exists():
-        return None
-    rows, summary = [], {}
+def one_round(browser) -> tuple[dict[int, float], dict[int, float], dict[str, float]]:
+    """First and warm opens by page number, and the three lesson-1 extras, on fresh servers."""
+    extras = {}
     with browser.streamlit_server() as (url, _), browser.chromium() as chromium:
         page = chromium.new_page(viewport={"width": 1400, "height": 1000})
-        home_first = by_url(page, url, 0)
+        first = {0: by_url(page, url, 0)}
         time.sleep(READ_S)  # the learner reads the home page; the warm-up thread runs
-        first = {lesson.number: by_sidebar(page, lesson.number) for lesson in LESSONS}
-        warm = {0: by_sidebar(page, 0)}
-        warm.update({lesson.number: by_sidebar(page, lesson.number) for lesson in LESSONS})
-        rows.append({"page": "home", "first open (s)": home_first, "warm (s)": warm[0]})
-        rows += [{"page": BY_NUMBER[n].nav_title, "first open (s)": first[n], "warm (s)": warm[n]}
-                 for n in first]
-        summary["lesson1_new_tab_s"] = by_url(chromium.new_page(
+        first.update({lesson.number: by_sidebar(page, lesson.number) for lesson in LESSONS})
+        warm = {n: by_sidebar(page, n) for n in first}
+        extras["lesson1_new_tab_s"] = by_url(chromium.new_page(
             viewport={"width": 1400, "height": 1000}), url + "/lesson-1", 1)
     with browser.streamlit_server() as (url, _), browser.chromium() as chromium:
         page = chromium.new_page(viewport={"width": 1400, "height": 1000})
         by_url(page, url, 0)
-        summary["lesson1_right_after_home_s"] = by_sidebar(page, 1)  # during the warm-up
+        extras["lesson1_right_after_home_s"] = by_sidebar(page, 1)  # during the warm-up
     with browser.streamlit_server() as (url, _), browser.chromium() as chromium:
-        summary["lesson1_cold_server_s"] = by_url(
+        extras["lesson1_cold_server_s"] = by_url(
             chromium.new_page(viewport={"width": 1400, "height": 1000}), url + "/lesson-1", 1)
+    return first, warm, extras
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def measure(rounds: int) -> tuple[list[dict], dict] | None:
+    """`rounds` rounds, each on fresh servers; the median and the range of each figure (this
+    machine's speed drifts by ±20% from one server to the next)."""
+    from tests import browser
+
+    if not Path(browser.CHROMIUM).exists():
+        return None
+    results = [one_round(browser) for _ in range(rounds)]
+    rows = [{"page": BY_NUMBER[n].nav_title if n else "home",
+             "first open (s)": statistics.median(r[0][n] for r in results),
+             "first, range": spread([r[0][n] for r in results]),
+             "warm (s)": statistics.median(r[1][n] for r in results),
+             "warm, range": spread([r[1][n] for r in results])}
+            for n in results[0][0]]
+    summary = {key: statistics.median(r[2][key] for r in results) for key in results[0][2]}
+    summary["rounds"] = rounds
     summary["slowest_first_open_s"] = max(r["first open (s)"] for r in rows)
     summary["slowest_warm_s"] = max(r["warm (s)"] for r in rows)
     summary["first_opens_within_3s"] = summary["slowest_first_open_s"] <= 3.0
@@ -94,9 +112,10 @@ def measure() -> tuple[list[dict], dict] | None:
 
 def main(argv=None):
     p = parser(__doc__)
-    p.parse_args(argv)
+    p.add_argument("--rounds", type=int, default=3, help="rounds on fresh servers (default 3)")
+    args = p.parse_args(argv)
     load = load_average()
-    measured = measure()
+    measured = measure(args.rounds)
     if measured is None:
         print("page_open: Chromium is not installed here; skipped.")
         return report("page_open", [], {"skipped": "no Chromium"})
