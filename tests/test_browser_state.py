@@ -125,6 +125,9 @@ def test_choices_hold_across_every_lesson_and_the_upload_trains(app_url, tmp_pat
         caption = page.get_by_text(re.compile(r"^Sample at step 20 ")).first
         sample = page.locator("[data-testid='stCode']").filter(visible=True).first.inner_text()
         assert caption.is_visible()
-        assert sample.strip() and set(sample) <= set(CORPUS) | {"\n", " "}
+        # the upload's characters, and <unk>: the character tokenizer's id for any other one,
+        # which a 20-step model samples now and then (with the same seed, this sample had it in
+        # one CI run and not in others)
+        assert sample.strip() and set(sample.replace("<unk>", "")) <= set(CORPUS) | {"\n", " "}
         body = page.inner_text("body")
         assert "3 layers × 4 heads × 256, context 48" in body and "post-LN" in body
